@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from timm.models import feature_take_indices
+from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from unip_hub.models.hub_mixin import UnipHubMixin
 from unip_hub.layers import Block, PatchEmbed, resize_pos_embed, sincos_pos_embed_2d
+from unip_hub.models.hub_mixin import UnipHubMixin
 
 
 @dataclass(frozen=True)

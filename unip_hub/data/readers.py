@@ -1,0 +1,240 @@
+"""Readers for the infrared images and label maps a user brings (UNIP, ICLR 2025, section 6 of the reference).
+
+Everything ends up as one 8-bit gray frame ``(H, W)`` because that is what the UNIP models were trained on
+(gray copied to three channels). Supported inputs:
+
+* 8-bit gray PNG/JPEG/BMP/TIFF (camera output after AGC): returned unchanged.
+* 16-bit radiometric PNG/TIFF (PIL modes ``I;16``, ``I;16B``, ``I``, ``F``; raw counts such as 6,700-7,100):
+  robust per-image scaling, the 0.5th and 99.5th percentiles are mapped to 0 and 255 (see :func:`to_uint8`).
+* 4-channel PNG (MFNet, R, G, B, thermal): the thermal channel, index 3.
+* RGB images (a colour-mapped thermal JPEG) and palette images: ITU-R 601 luma, exactly PIL's ``convert("L")``.
+* numpy arrays and ``.npy`` files of any of the above (``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``, C in 1, 3, 4).
+
+Odd input raises a :class:`ValueError` that names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "gray_to_tensor", "read_label", "read_thermal", "to_uint8"]
+
+ThermalSource = Union[str, os.PathLike, np.ndarray, Image.Image]
+
+LOW_PERCENTILE = 0.5
+"""Percentile of a high-bit-depth frame mapped to gray 0."""
+HIGH_PERCENTILE = 99.5
+"""Percentile of a high-bit-depth frame mapped to gray 255."""
+
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_COLOUR_MODES = ("RGB", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "La", "RGBa")
+
+
+def to_uint8(array: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE) -> np.ndarray:
+    """Robustly scale a high-bit-depth frame to 8 bits.
+
+    The ``low`` and ``high`` percentiles of the finite values are mapped to 0 and 255 and the rest is clipped.
+    When they coincide (a nearly flat frame) the minimum and maximum are used instead; a constant frame
+    becomes mid gray (128). Non-finite values (NaN, inf) become 0.
+
+    Args:
+        array: A 2-D array of any real dtype.
+        low: Lower percentile, in 0..100.
+        high: Upper percentile, in 0..100.
+
+    Returns:
+        A uint8 array of the same shape.
+    """
+    values = np.asarray(array, dtype=np.float64)
+    finite = np.isfinite(values)
+    out = np.zeros(values.shape, dtype=np.uint8)
+    if not finite.any():
+        return out
+    valid = values[finite]
+    lo, hi = np.percentile(valid, [low, high])
+    if hi <= lo:
+        lo, hi = valid.min(), valid.max()
+    if hi <= lo:
+        out[finite] = 128
+        return out
+    scaled = (values[finite] - lo) * (255.0 / (hi - lo))
+    out[finite] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return out
+
+
+def _describe(source: object) -> str:
+    if isinstance(source, np.ndarray):
+        return f"array of shape {source.shape} and dtype {source.dtype}"
+    if isinstance(source, Image.Image):
+        return f"PIL image of mode {source.mode} and size {source.size}"
+    return str(source)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of an ``(H, W, 3)`` array; uint8 goes through PIL so the result equals ``convert("L")``."""
+    if rgb.dtype == np.uint8:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").convert("L"))
+    weights = np.array([0.299, 0.587, 0.114])
+    return to_uint8(rgb.astype(np.float64) @ weights)
+
+
+def _array_to_gray(array: np.ndarray, name: str) -> np.ndarray:
+    if array.size == 0:
+        raise ValueError(f"{name}: empty array (shape {array.shape})")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: unsupported dtype {array.dtype} (expected bool, integer or float)")
+    if array.ndim == 3:
+        if array.shape[-1] not in (1, 3, 4) and array.shape[0] in (1, 3, 4):
+            array = np.moveaxis(array, 0, -1)  # (C, H, W) -> (H, W, C)
+        channels = array.shape[-1]
+        if channels == 1:
+            array = array[..., 0]
+        elif channels == 3:
+            return _luma(array)
+        elif channels == 4:
+            array = array[..., 3]  # MFNet: R, G, B, thermal
+        else:
+            raise ValueError(f"{name}: {channels} channels, expected 1, 3 (RGB) or 4 (RGB + thermal)")
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D frame or (H, W, C) with C in 1, 3, 4; got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    return to_uint8(array)
+
+
+def _image_to_gray(image: Image.Image, name: str) -> np.ndarray:
+    mode = image.mode
+    if mode == "L":
+        return np.asarray(image).copy()
+    if mode == "LA":
+        return np.asarray(image.getchannel(0)).copy()
+    if mode in _HIGH_DEPTH_MODES:
+        return to_uint8(np.asarray(image))
+    if mode == "RGBA":
+        rgba = np.asarray(image)
+        alpha = rgba[..., 3]
+        if alpha.min() == 255:  # an ordinary opaque RGBA picture, not RGB + thermal
+            return _luma(rgba[..., :3])
+        return alpha.copy()
+    if mode in _COLOUR_MODES:
+        return np.asarray(image.convert("L")).copy()
+    raise ValueError(f"{name}: unsupported PIL image mode {mode!r}")
+
+
+def _open_image(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from error
+    return image
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path}: not a readable .npy array ({error})") from error
+
+
+def read_thermal(source: ThermalSource) -> np.ndarray:
+    """Read an infrared frame as 8-bit gray.
+
+    Multi-frame files (TIFF stacks) give their first frame.
+
+    Args:
+        source: A file path (image or ``.npy``), a numpy array or a PIL image.
+
+    Returns:
+        A uint8 array of shape ``(H, W)``.
+
+    Raises:
+        FileNotFoundError: The path does not exist.
+        ValueError: The file is empty, not an image, or has an unsupported shape, dtype or mode.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_to_gray(source, _describe(source))
+    if isinstance(source, Image.Image):
+        return _image_to_gray(source, _describe(source))
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"cannot read a thermal image from a {type(source).__name__}")
+    path = Path(source)
+    if path.suffix.lower() == ".npy":
+        return _array_to_gray(_load_npy(path), str(path))
+    with _open_image(path) as image:
+        return _image_to_gray(image, str(path))
+
+
+def read_label(source: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """Read a label map of class indices.
+
+    Palette PNGs give their indices (not their colours); gray and 16-bit PNGs give their values; RGB files are
+    accepted only when the three channels are equal.
+
+    Args:
+        source: A label image path, a ``.npy`` path or an integer array.
+
+    Returns:
+        An ``(H, W)`` array, uint8 when every value fits in 0..255, int64 otherwise.
+
+    Raises:
+        ValueError: The file is not a label map (colour, float, wrong shape, not an image).
+    """
+    if isinstance(source, np.ndarray):
+        name, array = _describe(source), source
+    else:
+        path = Path(source)
+        name = str(path)
+        if path.suffix.lower() == ".npy":
+            array = _load_npy(path)
+        else:
+            with _open_image(path) as image:
+                if image.mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "RGB", "1"):
+                    raise ValueError(f"{name}: label image mode {image.mode!r} does not hold class indices")
+                array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] in (1, 3):
+        if not (array == array[..., :1]).all():
+            raise ValueError(f"{name}: colour label map; convert it to class indices (or a palette PNG) first")
+        array = array[..., 0]
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"{name}: expected an (H, W) label map, got shape {array.shape}")
+    if array.dtype.kind == "f":
+        if not np.array_equal(array, np.round(array)):
+            raise ValueError(f"{name}: float label map with non-integer values")
+    elif array.dtype.kind not in "biu":
+        raise ValueError(f"{name}: unsupported label dtype {array.dtype}")
+    if array.min() >= 0 and array.max() <= 255:
+        return array.astype(np.uint8)
+    return array.astype(np.int64)
+
+
+def gray_to_tensor(gray: ThermalSource, mean: float | None = None, std: float | None = None):
+    """Turn an 8-bit gray frame into a normalised model input (gray copied to three channels).
+
+    Args:
+        gray: uint8 array ``(H, W)`` or anything :func:`read_thermal` accepts.
+        mean: Mean on the 0-255 scale; defaults to the segmentation value ``SEG_MEAN`` (96.9255). For the
+            pre-training statistics pass ``PRETRAIN_MEAN * 255``.
+        std: Standard deviation on the 0-255 scale; defaults to ``SEG_STD`` (47.8976).
+
+    Returns:
+        A float32 tensor of shape ``(1, 3, H, W)``.
+    """
+    from .transforms import SEG_MEAN, SEG_STD, normalize
+
+    gray = read_thermal(gray)  # no-op for an (H, W) uint8 array
+    image = normalize(gray, SEG_MEAN if mean is None else mean, SEG_STD if std is None else std)  # (3, H, W)
+    return image.unsqueeze(0)  # (1, 3, H, W)

@@ -1,0 +1,119 @@
+"""Model cards for UNIP weights published on the Hugging Face Hub.
+
+Filled from the model's constructor arguments and, when the weights come from the registry, from its entry
+(teacher, distilled layer, normalisation, licence, paper numbers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ title }}
+
+UNIP Vision Transformer from *UNIP: Rethinking Pre-trained Attention Patterns for Infrared Semantic
+Segmentation* (ICLR 2025, [arXiv 2502.02257](https://arxiv.org/abs/2502.02257)), packaged by
+[`unip`](https://pypi.org/project/unip/) (`pip install unip`).
+
+## Architecture
+
+| width | depth | heads | last-block heads | patch | input channels | position grid |
+|---|---|---|---|---|---|---|
+| {{ embed_dim }} | {{ depth }} | {{ num_heads }} | {{ last_heads }} | {{ patch_size }} | {{ in_chans }} | {{ grid }} |
+
+Pre-norm ViT (LayerNorm eps 1e-6, GELU MLP x4, qkv bias, class token, absolute position embedding resized
+bicubically for other input sizes; any multiple of 16 works, e.g. 512x512 or 480x640).
+
+## Provenance
+
+{{ provenance }}
+
+**Untrained last block.** NMI-HAD distils only the query/key path of the student's last block. Its `attn.proj`,
+`mlp`, `norm2` and the final `norm` never receive a gradient (they stay at initialisation) and the value slice of
+its `qkv` only sees weight decay. Use intermediate blocks, or fine-tune, rather than the raw last-block output.
+The released files store the last block with {{ distilled }} heads; the official fine-tuning re-reads it with the
+standard head count, which is `unip`'s default (`last_heads=None`); `last_heads="distilled"` restores it.
+
+## Input normalisation
+
+Gray (ITU-R 601 luma) copied to 3 channels, scaled to 0-1, normalised with mean {{ mean }} and std {{ std }}
+(pre-training). Segmentation fine-tuning uses mean 96.9255 / std 47.8976 on 0-255.
+
+## Results (paper)
+
+{{ results }}
+
+## Usage
+
+```python
+import unip_hub
+model = unip_hub.{{ arch }}(weights="{{ weights_hint }}")            # or torch.hub.load("casiatao/UNIP", "{{ short }}")
+feats = model.get_intermediate_layers(x, n=[3, 5, 7, 11], reshape=True, norm=False)
+
+seg = unip_hub.create_segmenter("{{ arch }}", num_classes=9, head="upernet", weights="{{ weights_hint }}")
+
+import timm                                                  # timm (after `import unip_hub`)
+m = timm.create_model("{{ arch }}_patch16_224.{{ tag }}", pretrained=True, features_only=True)
+
+from transformers import UperNetConfig, UperNetForSemanticSegmentation
+from unip_hub.integrations.transformers import UnipConfig
+upernet = UperNetForSemanticSegmentation(UperNetConfig(backbone_config=UnipConfig(arch="{{ arch }}"), num_labels=9))
+
+import segmentation_models_pytorch as smp                    # SMP (after `import unip_hub`)
+net = smp.UPerNet(encoder_name="{{ arch }}", encoder_weights=None, classes=9)
+
+from torchvision.models.detection import FasterRCNN          # torchvision detection
+det = FasterRCNN(unip_hub.detection.build_backbone("{{ arch }}", weights="{{ weights_hint }}", fpn=True),
+                 num_classes=3)
+```
+
+Licence: {{ license }}.
+"""
+
+
+def _short(arch: str) -> str:
+    return "unip_" + {"unip_vit_tiny": "t", "unip_vit_small": "s", "unip_vit_base": "b", "unip_vit_large": "l"}.get(
+        arch, "s")
+
+
+def _arch_of(config: dict[str, Any]) -> str:
+    return {192: "unip_vit_tiny", 384: "unip_vit_small", 768: "unip_vit_base", 1024: "unip_vit_large"}.get(
+        int(config.get("embed_dim", 768)), "unip_vit_base")
+
+
+def render_model_card(
+    card_data: ModelCardData, config: dict[str, Any], pretrained_cfg: dict[str, Any] | None, class_name: str
+) -> ModelCard:
+    """Builds the card of a model from its config and (optional) registry entry."""
+    entry = pretrained_cfg if pretrained_cfg and "teacher" in pretrained_cfg else None
+    arch = entry["arch"] if entry else _arch_of(config)
+    img = config.get("img_size", 224)
+    hw = (img, img) if isinstance(img, int) else tuple(img)
+    patch = int(config.get("patch_size", 16))
+    if entry:
+        provenance = (f"Distilled with NMI-HAD from the {entry['teacher']} teacher's layer {entry['teacher_layer']} "
+                      f"of {entry['teacher_depth']} on InfMix; released as `{entry['filename']}` in the Hugging "
+                      f"Face repo `{entry['hf_repo']}` (revision `{entry['revision']}`).")
+        results = ("| fine-tuning mIoU | linear-probe mIoU |\n|---|---|\n"
+                   f"| {entry['paper_miou_finetune']} | {entry['paper_miou_linear_probe']} |\n\n"
+                   "Averages over SODA, MFNet-T and SCUT-Seg, read off the paper's summary figure (+-0.3).")
+        mean, std, tag, lic = entry["mean"], entry["std"], entry["tag"], entry["license"]
+    else:
+        provenance = f"Weights of a `{class_name}` saved with `unip` (not one of the registry's released files)."
+        results = "Not evaluated by the package."
+        mean, std, tag, lic = [0.3801] * 3, [0.1871] * 3, "mae_large", "apache-2.0"
+    values = dict(
+        title=f"{arch}" + (f".{tag}" if entry else ""), arch=arch, short=_short(arch), tag=tag,
+        weights_hint=tag if entry else "/path/to/folder", embed_dim=config.get("embed_dim"),
+        depth=config.get("depth"), num_heads=config.get("num_heads"),
+        last_heads=config.get("last_heads") or config.get("num_heads"), patch_size=patch,
+        in_chans=config.get("in_chans", 3), grid=f"{hw[0] // patch}x{hw[1] // patch}",
+        distilled=config.get("distilled_last_heads") or (entry or {}).get("last_heads", "the distilled number of"),
+        provenance=provenance, results=results, mean=list(mean), std=list(std), license=lic,
+    )
+    return ModelCard.from_template(card_data, template_str=_TEMPLATE, **values)
