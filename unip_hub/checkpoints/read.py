@@ -78,8 +78,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         weights = path / SAFETENSORS_NAME
         if not weights.is_file():
-            raise CheckpointError(f"{path} is a folder without {SAFETENSORS_NAME}; expected a Hugging Face model folder "
-                                  "as written by save_pretrained or `unip convert`")
+            raise CheckpointError(f"{path} is a folder without {SAFETENSORS_NAME}; expected a Hugging Face model "
+                                  "folder as written by save_pretrained or `unip convert`")
         return _read_safetensors(weights)
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): delete it and download it again")
