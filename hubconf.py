@@ -1,4 +1,14 @@
 """torch.hub entry points: ``torch.hub.load("casiatao/UNIP", "unip_s")`` (pretrained, MAE-L teacher, by default)."""
 
+from unip_hub.hub.entrypoints import (  # noqa: F401
+    unip_b,
+    unip_l,
+    unip_s,
+    unip_t,
+    unip_vit_base,
+    unip_vit_large,
+    unip_vit_small,
+    unip_vit_tiny,
+)
 
 dependencies = ["torch", "timm", "huggingface_hub", "safetensors"]
