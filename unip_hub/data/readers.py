@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 __all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "gray_to_tensor", "read_label", "read_thermal", "to_uint8"]
 
-ThermalSource = Union[str, os.PathLike, np.ndarray, Image.Image]
+ThermalSource = str | os.PathLike | np.ndarray | Image.Image
 
 LOW_PERCENTILE = 0.5
 """Percentile of a high-bit-depth frame mapped to gray 0."""

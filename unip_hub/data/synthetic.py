@@ -1,0 +1,229 @@
+"""Synthetic long-wave infrared street scenes with exact labels, for demos, smoke tests and tiny training runs.
+
+:func:`make_scene` paints a frame the way an uncooled LWIR camera sees a street: a cool sky at the top that
+warms toward the horizon, buildings with window grids, textured mid-cool vegetation, ground at ambient
+temperature, a warm road drawn in perspective, cars (warm bodies, hot engine and tyres) and people (the
+brightest objects: a body and a head). The sensor adds blur, vignetting, Gaussian noise and fixed-pattern
+column noise. Classes (:data:`SYNTHETIC_CLASSES`) differ in mean temperature and texture, so they are learnable.
+
+Everything is numpy (PIL only upsamples the texture noise); a 128x160 scene takes a few milliseconds and the same
+generator state always gives the same scene.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .datasets import Pipeline, SegDataset
+
+__all__ = ["SYNTHETIC_CLASSES", "SYNTHETIC_PALETTE", "SyntheticThermalDataset", "make_scene", "write_synthetic_dataset"]
+
+SYNTHETIC_CLASSES = ("background", "sky", "road", "vegetation", "building", "person", "car")
+"""Class names of the synthetic scenes; ``background`` is the bare ground beside the road."""
+SYNTHETIC_PALETTE = ((0, 0, 0), (70, 130, 180), (128, 64, 128), (107, 142, 35), (150, 100, 60), (220, 20, 60),
+                     (0, 0, 142))  # fmt: skip
+"""One RGB colour per synthetic class (background black)."""
+
+BACKGROUND, SKY, ROAD, VEGETATION, BUILDING, PERSON, CAR = range(7)
+
+
+def _noise(rng: np.random.Generator, height: int, width: int, cell: float) -> np.ndarray:
+    """Smooth value noise, roughly unit variance, with features about ``cell`` pixels wide: float32 (H, W)."""
+    coarse = rng.standard_normal((max(int(height / cell), 1) + 2, max(int(width / cell), 1) + 2)).astype(np.float32)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def _blur(image: np.ndarray) -> np.ndarray:
+    """Separable [1, 2, 1] / 4 blur with edge padding."""
+    p = np.pad(image, 1, mode="edge")
+    rows = (p[:-2] + 2 * p[1:-1] + p[2:]) / 4  # (H, W + 2)
+    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4  # (H, W)
+
+
+def _paint(temp: np.ndarray, label: np.ndarray, mask: np.ndarray, value: np.ndarray | float, cls: int) -> None:
+    temp[mask] = value[mask] if isinstance(value, np.ndarray) else value
+    label[mask] = cls
+
+
+def _add_car(
+    temp: np.ndarray,
+    label: np.ndarray,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    rng: np.random.Generator,
+    foot: float,
+    cx: float,
+    size: float,
+) -> None:
+    h, w = size, 2.2 * size
+    body = (yy >= foot - 0.65 * h) & (yy <= foot - 0.15 * h) & (np.abs(xx - cx) <= w / 2)
+    cabin = (yy >= foot - h) & (yy < foot - 0.65 * h) & (np.abs(xx - cx) <= 0.32 * w)
+    _paint(temp, label, body | cabin, 150 + rng.uniform(0, 20), CAR)
+    temp[cabin] -= 25  # glass reflects the cold sky
+    front = cx + (w / 2 if rng.random() < 0.5 else -w / 2)
+    temp[body & (np.abs(xx - front) <= 0.3 * w)] = 205 + rng.uniform(0, 25)  # engine
+    for wx in (cx - 0.3 * w, cx + 0.3 * w):
+        wheel = (yy - (foot - 0.2 * h)) ** 2 + (xx - wx) ** 2 <= (0.2 * h) ** 2
+        _paint(temp, label, wheel, 190 + rng.uniform(0, 20), CAR)
+
+
+def _add_person(
+    temp: np.ndarray,
+    label: np.ndarray,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    rng: np.random.Generator,
+    foot: float,
+    cx: float,
+    size: float,
+) -> None:
+    h, w = size, 0.32 * size
+    body = ((yy - (foot - 0.42 * h)) / (0.42 * h)) ** 2 + ((xx - cx) / (0.5 * w)) ** 2 <= 1
+    head = (yy - (foot - 0.88 * h)) ** 2 + (xx - cx) ** 2 <= (0.11 * h) ** 2 + 0.5
+    _paint(temp, label, body, 200 + rng.uniform(0, 15), PERSON)
+    _paint(temp, label, head, 222 + rng.uniform(0, 15), PERSON)
+
+
+def make_scene(height: int, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Paint one synthetic LWIR street scene.
+
+    Args:
+        height: Frame height in pixels (at least 32 recommended).
+        width: Frame width in pixels.
+        rng: Source of randomness; the same state gives the same scene.
+
+    Returns:
+        The gray frame, uint8 ``(H, W)``, and its class indices, uint8 ``(H, W)`` (see :data:`SYNTHETIC_CLASSES`).
+    """
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)  # (H, W) each
+    temp = np.empty((height, width), np.float32)
+    label = np.zeros((height, width), np.uint8)
+    horizon = int(height * rng.uniform(0.3, 0.45))
+
+    sky = 32 + 28 * (yy / max(horizon, 1)) ** 2 + 4 * _noise(rng, height, width, width / 4)
+    _paint(temp, label, yy < horizon, sky, SKY)
+    ground = 100 + 7 * _noise(rng, height, width, 10) + 4 * _noise(rng, height, width, 2)
+    _paint(temp, label, yy >= horizon, ground, BACKGROUND)
+
+    for _ in range(rng.integers(0, 4)):  # buildings standing on the horizon, windows in a grid
+        x0, bw = rng.uniform(-0.1, 0.9) * width, rng.uniform(0.1, 0.3) * width
+        top = horizon - rng.uniform(0.12, 0.3) * height
+        wall = (xx >= x0) & (xx < x0 + bw) & (yy >= top) & (yy < horizon + 0.04 * height)
+        step = max(height / 16, 3.0)
+        windows = wall & ((yy - top) % step > step / 2) & ((xx - x0) % step > step / 2) & (yy > top + step / 2)
+        _paint(temp, label, wall, 118 + rng.uniform(0, 12) + 2 * _noise(rng, height, width, 4), BUILDING)
+        temp[windows] += rng.choice([-18.0, 18.0])
+
+    if rng.random() < 0.85:  # tree lines with gaps; leaves make a strong fine texture
+        edge = _noise(rng, 1, width, width / 12)[0]  # (W,)
+        top = horizon - (rng.uniform(0.05, 0.18) + 0.05 * edge) * height
+        bottom = horizon + rng.uniform(0.03, 0.12) * height
+        present = _noise(rng, 1, width, width / 5)[0] > rng.uniform(-0.8, 0.3)
+        trees = (yy >= top[None]) & (yy < bottom) & present[None]
+        leaves = 76 + 10 * _noise(rng, height, width, 3) + 7 * _noise(rng, height, width, 1)
+        _paint(temp, label, trees, leaves, VEGETATION)
+
+    vanish = rng.uniform(0.35, 0.65) * width
+    half_bottom = rng.uniform(0.25, 0.45) * width
+    centre_bottom = rng.uniform(0.35, 0.65) * width
+    t = np.clip((yy - horizon) / max(height - horizon, 1), 0, 1)  # 0 at the horizon, 1 at the bottom row
+    left = vanish * (1 - t) + (centre_bottom - half_bottom) * t - 0.02 * width
+    right = vanish * (1 - t) + (centre_bottom + half_bottom) * t + 0.02 * width
+    road = (yy >= horizon) & (xx >= left) & (xx <= right)
+    asphalt = 148 + 10 * t + 3 * _noise(rng, height, width, 6)
+    _paint(temp, label, road, asphalt, ROAD)
+    centre = (left + right) / 2
+    dashes = road & (np.abs(xx - centre) <= 0.5 + 1.5 * t) & ((yy * (1 + 3 * t)) % 16 < 8)
+    temp[dashes] -= 20  # painted lane marks emit less
+
+    objects = []
+    for kind in ["car"] * int(rng.integers(0, 4)) + ["person"] * int(rng.integers(0, 4)):
+        s = rng.uniform(0.15, 1.0)
+        foot = horizon + s * (height - horizon)
+        row = min(int(foot), height - 1)
+        lo, hi = (left[row, 0], right[row, 0]) if kind == "car" else (0, width)
+        objects.append((foot, kind, rng.uniform(lo, max(hi, lo + 1)), s))
+    for foot, kind, cx, s in sorted(objects):  # far to near
+        if kind == "car":
+            _add_car(temp, label, yy, xx, rng, foot, cx, max(0.28 * height * s, 4))
+        else:
+            _add_person(temp, label, yy, xx, rng, foot, cx, max(0.5 * height * s, 6))
+
+    temp = _blur(_blur(temp)) + rng.uniform(-12, 12)  # optics + scene-wide ambient offset
+    r2 = ((yy - height / 2) / height) ** 2 + ((xx - width / 2) / width) ** 2
+    temp *= 1 - rng.uniform(0.1, 0.4) * r2  # vignetting
+    temp += rng.normal(0, rng.uniform(1.5, 4), temp.shape) + rng.normal(0, rng.uniform(1, 3), (1, width))
+    return np.clip(np.rint(temp), 0, 255).astype(np.uint8), label
+
+
+class SyntheticThermalDataset(SegDataset):
+    """``n`` synthetic scenes generated on the fly; item ``i`` is always the same scene for a given seed.
+
+    Args:
+        n: Number of scenes.
+        size: Scene ``(height, width)``.
+        seed: Seed of the scenes and of the pipeline's augmentation.
+        pipeline: See :class:`~unip_hub.data.datasets.SegDataset`.
+    """
+
+    CLASSES = SYNTHETIC_CLASSES
+    PALETTE = SYNTHETIC_PALETTE
+
+    def __init__(
+        self, n: int, size: tuple[int, int] = (128, 160), seed: int = 0, pipeline: Pipeline | None = None
+    ) -> None:
+        super().__init__([], pipeline, seed)
+        self.n, self.size = n, size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def scene(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The raw scene ``index``: gray uint8 ``(H, W)`` and label uint8 ``(H, W)``."""
+        if not 0 <= index < self.n:
+            raise IndexError(f"scene {index} out of range for {self.n} scenes")
+        return make_scene(*self.size, np.random.default_rng((self.seed, index)))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(*self.scene(index), index)
+
+
+def _save_label(label: np.ndarray, path: Path) -> None:
+    image = Image.frombytes("P", (label.shape[1], label.shape[0]), np.ascontiguousarray(label).tobytes())
+    image.putpalette([c for colour in SYNTHETIC_PALETTE for c in colour])
+    image.save(path)
+
+
+def write_synthetic_dataset(
+    root: str | os.PathLike, n_train: int = 64, n_test: int = 16, size: tuple[int, int] = (128, 160), seed: int = 0
+) -> Path:
+    """Write synthetic scenes as a folder dataset for :class:`~unip_hub.data.datasets.FolderSegDataset`.
+
+    Layout: ``<root>/images/{train,test}/00000.png`` (8-bit gray), ``<root>/labels/{train,test}/00000.png``
+    (palette PNGs of class indices) and ``<root>/classes.txt`` (one class name per line).
+
+    Args:
+        root: Output folder (created if needed).
+        n_train: Number of training scenes.
+        n_test: Number of test scenes.
+        size: Scene ``(height, width)``.
+        seed: Seed; training and test scenes come from different streams.
+
+    Returns:
+        ``root`` as a :class:`~pathlib.Path`.
+    """
+    root = Path(root)
+    for split_index, (split, n) in enumerate((("train", n_train), ("test", n_test))):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            gray, label = make_scene(*size, np.random.default_rng((seed, split_index, i)))
+            Image.fromarray(gray).save(root / "images" / split / f"{i:05d}.png")
+            _save_label(label, root / "labels" / split / f"{i:05d}.png")
+    (root / "classes.txt").write_text("\n".join(SYNTHETIC_CLASSES) + "\n")
+    return root
