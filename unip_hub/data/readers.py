@@ -6,7 +6,8 @@ Everything ends up as one 8-bit gray frame ``(H, W)`` because that is what the U
 * 8-bit gray PNG/JPEG/BMP/TIFF (camera output after AGC): returned unchanged.
 * 16-bit radiometric PNG/TIFF (PIL modes ``I;16``, ``I;16B``, ``I``, ``F``; raw counts such as 6,700-7,100):
   robust per-image scaling, the 0.5th and 99.5th percentiles are mapped to 0 and 255 (see :func:`to_uint8`).
-* 4-channel PNG (MFNet, R, G, B, thermal): the thermal channel, index 3.
+* 4-channel PNG (MFNet, R, G, B, thermal): the thermal channel, index 3 (unless that channel is 255 everywhere:
+  then it is an ordinary opaque RGBA picture and its RGB luma is used).
 * RGB images (a colour-mapped thermal JPEG) and palette images: ITU-R 601 luma, exactly PIL's ``convert("L")``.
 * numpy arrays and ``.npy`` files of any of the above (``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``, C in 1, 3, 4).
 
@@ -96,6 +97,8 @@ def _array_to_gray(array: np.ndarray, name: str) -> np.ndarray:
         elif channels == 3:
             return _luma(array)
         elif channels == 4:
+            if array.dtype == np.uint8 and array[..., 3].min() == 255:  # opaque RGBA picture, not RGB + thermal
+                return _luma(array[..., :3])
             array = array[..., 3]  # MFNet: R, G, B, thermal
         else:
             raise ValueError(f"{name}: {channels} channels, expected 1, 3 (RGB) or 4 (RGB + thermal)")
@@ -117,11 +120,7 @@ def _image_to_gray(image: Image.Image, name: str) -> np.ndarray:
     if mode in _HIGH_DEPTH_MODES:
         return to_uint8(np.asarray(image))
     if mode == "RGBA":
-        rgba = np.asarray(image)
-        alpha = rgba[..., 3]
-        if alpha.min() == 255:  # an ordinary opaque RGBA picture, not RGB + thermal
-            return _luma(rgba[..., :3])
-        return alpha.copy()
+        return _array_to_gray(np.asarray(image), name)
     if mode in _COLOUR_MODES:
         return np.asarray(image.convert("L")).copy()
     raise ValueError(f"{name}: unsupported PIL image mode {mode!r}")
