@@ -113,6 +113,8 @@ def _array_to_gray(array: np.ndarray, name: str) -> np.ndarray:
 
 def _image_to_gray(image: Image.Image, name: str) -> np.ndarray:
     mode = image.mode
+    if image.width == 0 or image.height == 0:
+        raise ValueError(f"{name}: empty image (size {image.size})")
     if mode == "L":
         return np.asarray(image).copy()
     if mode == "LA":
