@@ -10,5 +10,6 @@ from unip_hub.hub.entrypoints import (  # noqa: F401
     unip_vit_small,
     unip_vit_tiny,
 )
+from unip_hub.hub.segmenters import unip_b_upernet, unip_l_upernet, unip_s_upernet, unip_t_upernet  # noqa: F401
 
 dependencies = ["torch", "timm", "huggingface_hub", "safetensors"]

@@ -17,6 +17,7 @@ from unip_hub.hub import (
     unip_vit_small,
     unip_vit_tiny,
 )
+from unip_hub.hub.segmenters import create_segmenter, load_segmenter
 from unip_hub.models import UnipViT
 
 __version__ = "0.1.0"
@@ -27,9 +28,11 @@ __all__ = [
     "WeightsNotFoundError",
     "__version__",
     "create_backbone",
+    "create_segmenter",
     "get_weights_entry",
     "list_models",
     "list_weights",
+    "load_segmenter",
     "unip_vit_base",
     "unip_vit_large",
     "unip_vit_small",

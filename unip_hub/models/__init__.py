@@ -1,5 +1,6 @@
 """Model definitions (no I/O): the UNIP ViT and the segmenter."""
 
+from unip_hub.models.segmenter import Segmenter
 from unip_hub.models.vit import ARCHS, ArchSpec, UnipViT, build_vit
 
-__all__ = ["ARCHS", "ArchSpec", "UnipViT", "build_vit"]
+__all__ = ["ARCHS", "ArchSpec", "Segmenter", "UnipViT", "build_vit"]

@@ -1,0 +1,154 @@
+"""Segmenter checkpoints: reading ours and mmseg's (research code) safely, inferring their settings, saving ours.
+
+Layouts read (all through :func:`read_checkpoint`, so no pickled code ever runs):
+
+- mmseg (what the research code writes): ``{'state_dict': {backbone.* (with fpn1..fpn4, gamma_1/gamma_2),
+  decode_head.*, auxiliary_head.*}, 'meta': {'CLASSES': ..., 'PALETTE': ...}, 'optimizer': ...}``.
+- ours, ``.pth``: ``{'state_dict': Segmenter.state_dict(), 'meta': {arch, num_classes, head, neck, img_size,
+  class_names, palette, ...}}`` (also accepted under ``'model'``, as training-state files hold it).
+- ours, ``.safetensors``: the flat state dict, with the meta as JSON in the file's metadata under ``unip_segmenter``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from unip_hub.checkpoints.convert import convert_mmseg_segmenter
+from unip_hub.checkpoints.read import SAFETENSORS_NAME, CheckpointError, read_checkpoint
+
+META_KEY = "unip_segmenter"
+_WIDTHS = {192: "unip_vit_tiny", 384: "unip_vit_small", 768: "unip_vit_base", 1024: "unip_vit_large"}
+
+
+def _has_head(keys: Any) -> bool:
+    return any(isinstance(k, str) and k.removeprefix("module.").startswith("decode_head.") for k in keys)
+
+
+def _find_state_dict(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    for cand in (obj.get("state_dict"), obj.get("model"), obj):
+        if isinstance(cand, Mapping) and _has_head(cand):
+            return {k: v for k, v in cand.items() if isinstance(v, torch.Tensor)}
+    raise CheckpointError(
+        "not a segmenter checkpoint: no 'decode_head.*' weights found (top-level keys: "
+        f"{sorted(map(str, obj))[:8]}). Backbone weights (released UNIP students, MAE files) go to weights=, "
+        "not checkpoint=."
+    )
+
+
+def _safetensors_meta(path: Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    file = path / SAFETENSORS_NAME if path.is_dir() else path
+    with safe_open(str(file), framework="pt") as f:
+        raw = (f.metadata() or {}).get(META_KEY)
+    try:
+        return json.loads(raw) if raw else {}
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{file}: the {META_KEY!r} metadata is not valid JSON ({e})") from e
+
+
+def _normalise_meta(meta: Any) -> dict[str, Any]:
+    """Our meta as is; mmseg's ``CLASSES``/``PALETTE`` as ``class_names``/``palette``; anything else dropped."""
+    if not isinstance(meta, Mapping):
+        return {}
+    out = {k: v for k, v in meta.items() if k in ("arch", "num_classes", "head", "neck", "img_size", "layers",
+                                                   "aux", "in_chans", "last_heads", "class_names", "palette",
+                                                   "mean", "std", "backbone_kwargs")}
+    if "CLASSES" in meta and meta["CLASSES"] is not None:
+        out.setdefault("class_names", [str(c) for c in meta["CLASSES"]])
+    if "PALETTE" in meta and meta["PALETTE"] is not None:
+        out.setdefault("palette", [[int(v) for v in c] for c in meta["PALETTE"]])
+    return out
+
+
+def read_segmenter_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
+    """Reads a segmenter checkpoint (ours or mmseg's) safely.
+
+    Returns:
+        (state dict in :class:`~unip_hub.models.segmenter.Segmenter` names, meta dict, layout ``"mmseg"`` /
+        ``"unip"``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: unreadable, unsafe, or not a segmenter checkpoint.
+    """
+    path = Path(path)
+    obj = read_checkpoint(path)
+    sd = _find_state_dict(obj)
+    raw_meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else None
+    if path.is_dir() or path.suffix == ".safetensors":
+        raw_meta = _safetensors_meta(path)
+    layout = "mmseg" if any(k.startswith("backbone.fpn") or k.endswith(".gamma_1") for k in sd) else "unip"
+    converted = convert_mmseg_segmenter({"state_dict": sd})  # no-op on our names, mmseg -> ours otherwise
+    return converted, _normalise_meta(raw_meta), layout
+
+
+def infer_segmenter_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """What the weights themselves say: arch (by width), depth, num_classes, head, aux, img_size, in_chans.
+
+    The neck type (last-layer vs. multi-layer) cannot be read from the weights (same branches); it is not returned.
+    """
+    out: dict[str, Any] = {}
+    cls = sd.get("backbone.cls_token")
+    if cls is not None:
+        out["embed_dim"] = int(cls.shape[-1])
+        if out["embed_dim"] in _WIDTHS:
+            out["arch"] = _WIDTHS[out["embed_dim"]]
+    blocks = {int(k.split(".")[2]) for k in sd if k.startswith("backbone.blocks.")}
+    if blocks:
+        out["depth"] = max(blocks) + 1
+    seg = sd.get("decode_head.conv_seg.weight")
+    if seg is not None:
+        out["num_classes"] = int(seg.shape[0])
+    out["head"] = "upernet" if any(k.startswith("decode_head.psp_modules.") for k in sd) else "linear"
+    out["aux"] = any(k.startswith("auxiliary_head.") for k in sd)
+    pos = sd.get("backbone.pos_embed")
+    if pos is not None and pos.ndim == 3:
+        side = math.isqrt(pos.shape[1] - 1)
+        if side * side == pos.shape[1] - 1:
+            out["img_size"] = side * 16
+    proj = sd.get("backbone.patch_embed.proj.weight")
+    if proj is not None and proj.ndim == 4:
+        out["in_chans"] = int(proj.shape[1])
+    return out
+
+
+def save_segmenter_checkpoint(model: nn.Module, path: str | os.PathLike, meta: Mapping[str, Any] | None = None
+                              ) -> Path:
+    """Writes a segmenter's weights and meta atomically (temp file + ``os.replace``).
+
+    ``.safetensors`` paths get a flat safetensors file (meta as JSON metadata); anything else a ``.pth``
+    ``{'state_dict', 'meta'}`` readable with ``torch.load(weights_only=True)``. ``meta`` defaults to the
+    model's ``config`` plus ``num_classes``, ``class_names``, ``palette``, ``mean`` and ``std``.
+    """
+    path = Path(path)
+    if meta is None:
+        meta = {**getattr(model, "config", {}), "num_classes": getattr(model, "num_classes", None),
+                "class_names": getattr(model, "class_names", None), "palette": getattr(model, "palette", None),
+                "mean": getattr(model, "mean", None), "std": getattr(model, "std", None)}
+    meta = json.loads(json.dumps(dict(meta)))  # plain lists/dicts/numbers/strings only (weights_only-safe)
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(sd, tmp, metadata={META_KEY: json.dumps(meta)})
+        else:
+            torch.save({"state_dict": sd, "meta": meta}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

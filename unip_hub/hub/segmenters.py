@@ -1,0 +1,229 @@
+"""Builders of UNIP segmenters: backbone + LL-FPN (or multi-layer FPN) + UPerNet/FCN heads, or a linear probe.
+
+>>> seg = create_segmenter("unip_vit_small", num_classes=21, weights="mae_large")          # to fine-tune
+>>> seg = create_segmenter("unip_vit_small", num_classes=21, checkpoint="iter_14400.pth")  # mmseg or ours
+>>> seg = load_segmenter("iter_14400.pth")     # arch / classes / head read from the file
+
+Released pre-trained backbones contain the final ``norm.*``; the segmenter keeps that LayerNorm (so the strict
+load is complete) but never uses it: its features are taken before the final norm, as in the research code.
+Segmenter checkpoints may or may not contain ``backbone.norm.*``; both load (the unused norm then stays at init).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import nn
+
+from unip_hub.checkpoints import CheckpointError, checkpoint_filter_fn, load_state_dict_strict
+from unip_hub.checkpoints.segmenter import infer_segmenter_config, read_segmenter_checkpoint
+from unip_hub.heads import FCNHead, LinearHead, UPerHead
+from unip_hub.hub.backbones import WeightsArg, create_backbone
+from unip_hub.hub.registry import Weights
+from unip_hub.models.segmenter import Segmenter
+from unip_hub.models.vit import ARCHS
+from unip_hub.necks import LastLayerFPN, MultiLayerFPN
+
+HEADS = ("upernet", "linear")
+NECKS = ("last", "multi")
+_MULTI_LAYERS = {12: [3, 5, 7, 11], 24: [7, 11, 15, 23]}
+# keys a segmenter checkpoint may lack: the unused final norm, and BN counters of old PyTorch versions
+_ALLOW_MISSING = [r"backbone\.norm\.(weight|bias)", r".*\.num_batches_tracked"]
+
+
+def default_layers(depth: int, head: str, neck: str) -> list[int]:
+    """Blocks read by the segmenter: the last one for LL-FPN; [3, 5, 7, 11] (ViT-L [7, 11, 15, 23]) otherwise."""
+    if head == "upernet" and neck == "last":
+        return [depth - 1]
+    if depth not in _MULTI_LAYERS:
+        raise ValueError(f"no default blocks for a {depth}-block backbone with head={head!r}, neck={neck!r}; "
+                         "pass layers=[four 0-based block indices]")
+    return list(_MULTI_LAYERS[depth])
+
+
+def _check_choices(head: str, neck: str) -> None:
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if neck not in NECKS:
+        raise ValueError(f"neck must be one of {NECKS}, got {neck!r}")
+
+
+def _assemble(backbone: nn.Module, *, num_classes: int, head: str, neck: str, aux: bool, layers: Sequence[int] | None,
+              class_names: Sequence[str] | None, palette: Sequence[Sequence[int]] | None) -> Segmenter:
+    c = backbone.embed_dim
+    layers = list(layers) if layers is not None else default_layers(backbone.depth, head, neck)
+    if head == "linear":  # backbone maps straight into one 1x1 conv
+        return Segmenter(backbone, None, LinearHead([c] * len(layers), num_classes), None, layers,
+                         num_classes=num_classes, class_names=class_names, palette=palette)
+    fpn = LastLayerFPN(c) if neck == "last" else MultiLayerFPN(c)
+    decode = UPerHead(fpn.out_channels, channels=c, num_classes=num_classes)
+    auxiliary = FCNHead(fpn.out_channels[2], num_classes, channels=256, num_convs=1, in_index=2) if aux else None
+    return Segmenter(backbone, fpn, decode, auxiliary, layers, num_classes=num_classes, class_names=class_names,
+                     palette=palette)
+
+
+def _load_segmenter_state(seg: Segmenter, sd: Mapping, source: str, keep_aux: bool) -> None:
+    sd = dict(sd)
+    if not keep_aux:
+        sd = {k: v for k, v in sd.items() if not k.startswith("auxiliary_head.")}
+    bb = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
+    bb = checkpoint_filter_fn(bb, seg.backbone)  # pos_embed grid of another crop size, in_chans
+    sd.update({"backbone." + k: v for k, v in bb.items()})
+    load_state_dict_strict(seg, sd, source=source, allow_missing=_ALLOW_MISSING)
+
+
+def create_segmenter(
+    arch: str,
+    *,
+    num_classes: int,
+    head: str = "upernet",
+    neck: str = "last",
+    weights: WeightsArg = None,
+    checkpoint: str | os.PathLike | None = None,
+    img_size: int = 512,
+    aux: bool | None = None,
+    drop_path_rate: float = 0.1,
+    init_values: float | None = 1.0,
+    freeze_backbone: bool | None = None,
+    class_names: Sequence[str] | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+    layers: Sequence[int] | None = None,
+    **backbone_kwargs: Any,
+) -> Segmenter:
+    """Builds a UNIP segmenter, optionally with pre-trained backbone ``weights`` or a full segmenter ``checkpoint``.
+
+    Args:
+        arch: Backbone size, ``unip_vit_tiny`` / ``_small`` / ``_base`` / ``_large``.
+        num_classes: Classes K (SODA 21, MFNet 9, SCUT-Seg 10).
+        head: ``"upernet"`` (LL-FPN + UPerNet + FCN auxiliary, the UNIP fine-tuning model) or ``"linear"`` (probe).
+        neck: ``"last"`` (LL-FPN on the last block) or ``"multi"`` (blocks [3, 5, 7, 11]); UPerNet only.
+        weights: Backbone weights (registry tag, :class:`Weights`, path); their 14x14 position embedding is
+            resized to the ``img_size`` grid and the layer-scale gammas start at ``init_values``.
+        checkpoint: A segmenter checkpoint, ours or mmseg's (research code), loaded strictly; excludes ``weights``.
+        img_size: Crop size the trainable position embedding is stored at (512 -> 32x32).
+        aux: Build the FCN auxiliary head; ``None`` = yes, or as in ``checkpoint`` (``False`` drops the file's).
+        drop_path_rate: Stochastic depth of the backbone.
+        init_values: Layer-scale initial value (``None``: no layer scale; the research code uses 1.0).
+        freeze_backbone: Linear probing (no backbone gradients, backbone in eval mode); ``None`` = only for
+            ``head="linear"``.
+        class_names: Names of the K classes (default: from the checkpoint's meta, if any).
+        palette: K RGB colours (default: from the checkpoint's meta, if any).
+        layers: Override the blocks read (see :func:`default_layers`).
+        **backbone_kwargs: Further :class:`~unip_hub.models.vit.UnipViT` options (``in_chans``, ``depth``...).
+
+    Raises:
+        CheckpointError: the checkpoint is unsafe, unreadable or does not fit (names the keys).
+    """
+    _check_choices(head, neck)
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
+    if weights is not None and checkpoint is not None:
+        raise ValueError("pass weights= (pre-trained backbone to fine-tune) or checkpoint= (a trained segmenter), "
+                         "not both")
+    sd, meta = None, {}
+    if checkpoint is not None:
+        sd, meta, _ = read_segmenter_checkpoint(checkpoint)
+        found = infer_segmenter_config(sd)
+        if found.get("num_classes") not in (None, num_classes):
+            raise CheckpointError(f"{checkpoint} was trained for {found['num_classes']} classes "
+                                  f"(decode_head.conv_seg), not num_classes={num_classes}")
+        if found.get("head") != head:
+            raise CheckpointError(f"{checkpoint} holds a {found.get('head')!r} head, not head={head!r}")
+        if meta.get("neck", neck) != neck or meta.get("head", head) != head:
+            raise CheckpointError(f"{checkpoint} was saved with head={meta.get('head')!r}, neck={meta.get('neck')!r}"
+                                  f", not head={head!r}, neck={neck!r}")
+        aux = found["aux"] if aux is None else aux
+        layers = meta.get("layers") if layers is None else layers
+        if class_names is None and len(meta.get("class_names") or ()) == num_classes:
+            class_names = meta["class_names"]
+        if palette is None and len(meta.get("palette") or ()) >= num_classes:
+            palette = meta["palette"]
+    aux = True if aux is None else aux
+    if head == "linear":
+        aux = False
+    backbone = create_backbone(arch, weights=weights, img_size=img_size, drop_path_rate=drop_path_rate,
+                               init_values=init_values, pos_embed_trainable=True, **backbone_kwargs)
+    seg = _assemble(backbone, num_classes=num_classes, head=head, neck=neck, aux=aux, layers=layers,
+                    class_names=class_names, palette=palette)
+    if sd is not None:
+        _load_segmenter_state(seg, sd, source=str(checkpoint), keep_aux=aux)
+    if freeze_backbone if freeze_backbone is not None else head == "linear":
+        seg.freeze_backbone(True)
+    seg.config = {"arch": arch, "num_classes": num_classes, "head": head, "neck": neck, "img_size": img_size,
+                  "layers": list(seg.layers), "aux": aux, "in_chans": backbone.in_chans,
+                  "init_values": init_values, "backbone_kwargs": dict(backbone_kwargs)}
+    return seg
+
+
+def load_segmenter(
+    checkpoint: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    head: str | None = None,
+    neck: str | None = None,
+    **kwargs: Any,
+) -> Segmenter:
+    """A trained segmenter from its checkpoint alone; settings come from the file's meta, then from its weights.
+
+    ``arch`` and ``num_classes`` are needed only when neither the meta nor the weights tell them (a custom width).
+    The neck type cannot be read from mmseg weights: they load as ``"last"`` (LL-FPN, UNIP's model) unless
+    ``neck="multi"`` is passed.
+    """
+    sd, meta, _ = read_segmenter_checkpoint(checkpoint)
+    found = infer_segmenter_config(sd)
+    arch = arch or meta.get("arch") or found.get("arch")
+    num_classes = num_classes or meta.get("num_classes") or found.get("num_classes")
+    if arch is None or num_classes is None:
+        raise ValueError(f"cannot tell the architecture/number of classes of {checkpoint}; pass arch= and "
+                         "num_classes= (CLI: --arch, --num-classes)")
+    kwargs.setdefault("img_size", meta.get("img_size") or found.get("img_size", 512))
+    if "init_values" in meta:
+        kwargs.setdefault("init_values", meta["init_values"])
+    backbone_kwargs = dict(meta.get("backbone_kwargs") or {})
+    if "in_chans" in found:
+        backbone_kwargs.setdefault("in_chans", found["in_chans"])
+    if arch in ARCHS and found.get("depth") not in (None, ARCHS[arch].depth):
+        backbone_kwargs.setdefault("depth", found["depth"])
+    for key, value in backbone_kwargs.items():
+        kwargs.setdefault(key, value)
+    width = kwargs.get("embed_dim", ARCHS[arch].embed_dim if arch in ARCHS else None)
+    if found.get("embed_dim") not in (None, width):
+        raise CheckpointError(f"{checkpoint} has width {found['embed_dim']} but {arch} is {width} wide; pass the "
+                              "matching arch (or embed_dim=/num_heads= for a custom width)")
+    return create_segmenter(arch, num_classes=int(num_classes), head=head or meta.get("head") or found["head"],
+                            neck=neck or meta.get("neck") or "last", checkpoint=checkpoint, **kwargs)
+
+
+def _upernet(arch: str, num_classes: int, pretrained: bool, weights: WeightsArg, **kwargs: Any) -> Segmenter:
+    if kwargs.get("checkpoint") is not None:
+        weights = None
+    return create_segmenter(arch, num_classes=num_classes, weights=weights if pretrained else None, **kwargs)
+
+
+def unip_t_upernet(*, num_classes: int, pretrained: bool = True, weights: WeightsArg = Weights.MAE_LARGE,
+                   **kwargs: Any) -> Segmenter:
+    """UNIP-T + LL-FPN + UPerNet, backbone pre-trained (MAE-L teacher) by default."""
+    return _upernet("unip_vit_tiny", num_classes, pretrained, weights, **kwargs)
+
+
+def unip_s_upernet(*, num_classes: int, pretrained: bool = True, weights: WeightsArg = Weights.MAE_LARGE,
+                   **kwargs: Any) -> Segmenter:
+    """UNIP-S + LL-FPN + UPerNet, backbone pre-trained (MAE-L teacher) by default."""
+    return _upernet("unip_vit_small", num_classes, pretrained, weights, **kwargs)
+
+
+def unip_b_upernet(*, num_classes: int, pretrained: bool = True, weights: WeightsArg = Weights.MAE_LARGE,
+                   **kwargs: Any) -> Segmenter:
+    """UNIP-B + LL-FPN + UPerNet, backbone pre-trained (MAE-L teacher) by default."""
+    return _upernet("unip_vit_base", num_classes, pretrained, weights, **kwargs)
+
+
+def unip_l_upernet(*, num_classes: int, pretrained: bool = False, weights: WeightsArg = None,
+                   **kwargs: Any) -> Segmenter:
+    """UNIP-L + LL-FPN + UPerNet; no UNIP-L weights were released, so pass ``weights=<your file>`` to pre-train."""
+    if pretrained and weights is None:
+        raise ValueError("UNIP-L has no released weights; use pretrained=False or pass weights=<path to your file>")
+    return _upernet("unip_vit_large", num_classes, pretrained or weights is not None, weights, **kwargs)
