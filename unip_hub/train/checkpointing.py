@@ -43,6 +43,21 @@ def save_checkpoint_atomic(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    """Writes a text file (JSON, CSV) through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """Reads a training state written by :func:`save_checkpoint_atomic` (``weights_only=True``, on CPU).
 

@@ -1,0 +1,226 @@
+"""The fine-tuning loop, iteration-based like mmseg's ``IterBasedRunner`` and lean like MAE's ``engine_finetune``.
+
+:func:`train_one_iteration` does one optimisation step (lr update, forward under autocast, decode loss +
+``aux_weight`` x auxiliary loss, scaled backward, step). :func:`train_loop` runs iterations ``start .. total``
+over an endless, resumable stream of batches (:class:`ResumableBatchSampler`), evaluates and checkpoints through
+callbacks, and reports progress with tqdm on the main process.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from unip_hub.train.dist import all_reduce_mean, is_main_process
+from unip_hub.train.lr import poly_lr, set_lr
+
+
+class SegTrainWrapper(nn.Module):
+    """Makes ``forward`` run ``segmenter.forward_train`` so that DistributedDataParallel sees the training pass."""
+
+    def __init__(self, segmenter: nn.Module) -> None:
+        super().__init__()
+        self.segmenter = segmenter
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.segmenter.forward_train(x)
+
+
+class ResumableBatchSampler(Sampler[list[int]]):
+    """Batches of a seeded per-epoch permutation, sharded over processes, able to start in the middle of an epoch.
+
+    Epoch ``e`` shuffles with seed ``seed + e``; rank ``r`` of ``world`` processes takes every ``world``-th index.
+    Incomplete batches are dropped, so every epoch has ``len(self)`` batches on every rank.
+
+    Args:
+        size: Dataset length.
+        batch_size: Samples per batch on this process.
+        seed: Shuffling seed (the same on every rank).
+        rank: This process's rank.
+        world_size: Number of processes.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        if size < batch_size * world_size:
+            raise ValueError(f"the training set has {size} samples, fewer than one batch of {batch_size} x "
+                             f"{world_size} process(es); use a smaller --batch-size or more data")
+        self.size, self.batch_size, self.seed, self.rank, self.world = size, batch_size, seed, rank, world_size
+        self.epoch, self.start = 0, 0
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None:
+        """Selects the epoch and the first batch of it to yield."""
+        self.epoch, self.start = epoch, start_batch
+
+    def __len__(self) -> int:
+        return self.size // (self.batch_size * self.world)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        mine = torch.randperm(self.size, generator=g)[self.rank::self.world].tolist()
+        for b in range(self.start, len(self)):
+            yield mine[b * self.batch_size:(b + 1) * self.batch_size]
+
+
+def batch_stream(dataset: Dataset, sampler: ResumableBatchSampler, start_iteration: int, num_workers: int = 0,
+                 pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless batches continuing from ``start_iteration``: the same batches an uninterrupted run would see.
+
+    The dataset's ``set_epoch`` (seeded augmentation) follows the sampler's epoch. The loader gets its own
+    generator, so iterating it never consumes the global torch RNG (which drop-path uses).
+    """
+    per_epoch = len(sampler)
+    epoch, start = divmod(start_iteration, per_epoch)
+    while True:
+        sampler.set_position(epoch, start)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
+                            generator=torch.Generator().manual_seed(epoch))
+        yield from loader
+        epoch, start = epoch + 1, 0
+
+
+def seg_loss(logits: torch.Tensor, aux: torch.Tensor | None, target: torch.Tensor, aux_weight: float = 0.4,
+             ignore_index: int = 255) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of the decode head plus ``aux_weight`` x that of the auxiliary head (mmseg's sum of losses).
+
+    Args:
+        logits: (B, K, H, W) at the label size.
+        aux: (B, K, H, W) or None.
+        target: (B, H, W) int64 class indices, ``ignore_index`` left out of the mean.
+    """
+    decode = F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
+    parts = {"loss_decode": decode.item()}
+    loss = decode
+    if aux is not None and aux_weight > 0:
+        aux_loss = F.cross_entropy(aux.float(), target, ignore_index=ignore_index)
+        loss = loss + aux_weight * aux_loss
+        parts["loss_aux"] = aux_loss.item()
+    parts["loss"] = loss.item()
+    return loss, parts
+
+
+@dataclass
+class StepContext:
+    """What one optimisation step needs besides the batch."""
+
+    model: nn.Module  # the SegTrainWrapper, possibly inside DistributedDataParallel
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    device: torch.device
+    aux_weight: float = 0.4
+    amp_dtype: torch.dtype | None = None  # None = full precision
+    clip_grad: float | None = None
+    ignore_index: int = 255
+
+
+def train_one_iteration(ctx: StepContext, images: torch.Tensor, labels: torch.Tensor, lr: float) -> dict[str, float]:
+    """One step: set ``lr`` (times each group's ``lr_scale``), forward, loss, backward, optimizer step.
+
+    Returns:
+        ``loss``, ``loss_decode`` (and ``loss_aux``) of this process's batch, and ``lr``.
+
+    Raises:
+        FloatingPointError: the loss is not finite (training diverged; lower the lr or enable amp loss scaling).
+    """
+    set_lr(ctx.optimizer, lr)
+    images = images.to(ctx.device, non_blocking=True)  # (B, 3, H, W)
+    labels = labels.to(ctx.device, non_blocking=True)  # (B, H, W)
+    with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype or torch.float32, enabled=ctx.amp_dtype is not None):
+        logits, aux = ctx.model(images)  # (B, K, H, W) each
+    loss, parts = seg_loss(logits, aux, labels, ctx.aux_weight, ctx.ignore_index)
+    if not math.isfinite(parts["loss"]):
+        raise FloatingPointError(f"loss is {parts['loss']}; training diverged (try a lower --lr)")
+    ctx.optimizer.zero_grad(set_to_none=True)
+    if ctx.scaler is not None:
+        ctx.scaler.scale(loss).backward()
+        if ctx.clip_grad:
+            ctx.scaler.unscale_(ctx.optimizer)
+            nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.clip_grad)
+        ctx.scaler.step(ctx.optimizer)
+        ctx.scaler.update()
+    else:
+        loss.backward()
+        if ctx.clip_grad:
+            nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.clip_grad)
+        ctx.optimizer.step()
+    parts["lr"] = lr
+    return parts
+
+
+@dataclass
+class LoopSettings:
+    """Schedule and bookkeeping of :func:`train_loop`."""
+
+    total: int
+    warmup: int
+    base_lr: float
+    start: int = 0
+    eval_interval: int = 0  # 0 = only at the end
+    log_interval: int = 20
+    stop_after: int | None = None  # leave the loop after this iteration (time-boxed jobs, resume tests)
+    progress: bool = True
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train_loop(
+    ctx: StepContext,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    settings: LoopSettings,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+    on_eval: Callable[[int], Any] | None = None,
+    on_stop: Callable[[int], Any] | None = None,
+) -> list[dict[str, float]]:
+    """Runs iterations ``settings.start + 1 .. settings.total`` (1-based counts of finished iterations).
+
+    The lr of iteration ``i`` (0-based) is :func:`~unip_hub.train.lr.poly_lr` ``(i, total, base_lr, warmup)``.
+    Every ``log_interval`` iterations the mean losses (averaged over processes) go to ``on_log``; every
+    ``eval_interval`` iterations and at the end ``on_eval(iteration)`` runs (evaluation and checkpoints). A run
+    cut short by ``stop_after`` calls ``on_stop(iteration)`` instead (save a checkpoint to resume from).
+
+    Returns:
+        ``settings.history``: one dict per iteration of this call (``iteration``, ``loss``, ``lr``, ...).
+    """
+    from tqdm.auto import tqdm
+
+    s = settings
+    last = s.total if s.stop_after is None else min(s.total, s.stop_after)
+    bar = tqdm(total=s.total, initial=s.start, desc="fine-tune", dynamic_ncols=True,
+               disable=not (s.progress and is_main_process()))
+    window: list[dict[str, float]] = []
+    tic = time.perf_counter()
+    ctx.model.train()
+    try:
+        for it in range(s.start, last):
+            images, labels = next(batches)
+            parts = train_one_iteration(ctx, images, labels, poly_lr(it, s.total, s.base_lr, s.warmup))
+            done = it + 1
+            s.history.append({"iteration": done, **parts})
+            window.append(parts)
+            bar.update(1)
+            bar.set_postfix(loss=f"{parts['loss']:.3f}", lr=f"{parts['lr']:.2e}", refresh=False)
+            if done % s.log_interval == 0 or done == last:
+                keys = [k for k in window[-1] if k != "lr"]
+                row = {k: all_reduce_mean(sum(w[k] for w in window) / len(window)) for k in keys}
+                row["lr"] = parts["lr"]
+                row["sec_per_iter"] = (time.perf_counter() - tic) / len(window)
+                if on_log is not None:
+                    on_log(done, row)
+                window, tic = [], time.perf_counter()
+            if on_eval is not None and ((s.eval_interval and done % s.eval_interval == 0) or done == s.total):
+                on_eval(done)
+                ctx.model.train()
+                tic = time.perf_counter()
+            elif on_stop is not None and done == last < s.total:
+                on_stop(done)
+    finally:
+        bar.close()
+    return s.history
