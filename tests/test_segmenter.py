@@ -52,6 +52,7 @@ def _reference_logits(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Ten
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_norm", [True, False])
 def test_mmseg_checkpoint_gives_reference_logits(tmp_path, with_norm):
     src = tiny_segmenter(seed=1)

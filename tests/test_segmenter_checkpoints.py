@@ -1,0 +1,68 @@
+"""Our own segmenter checkpoints (.pth / .safetensors with meta) and load_segmenter's reading of settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _segmenter_utils import CLASSES, NUM_CLASSES, PALETTE, TINY, tiny_segmenter, write_mmseg_checkpoint
+
+from unip_hub import create_segmenter, load_segmenter
+from unip_hub.checkpoints import CheckpointError
+from unip_hub.checkpoints.segmenter import infer_segmenter_config, read_segmenter_checkpoint, save_segmenter_checkpoint
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_own_checkpoint_round_trip(tmp_path, suffix):
+    seg = tiny_segmenter(seed=3, class_names=CLASSES, palette=PALETTE)
+    path = save_segmenter_checkpoint(seg, tmp_path / f"best{suffix}")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    if suffix == ".pth":
+        obj = torch.load(path, weights_only=True)  # plain containers only
+        assert obj["meta"]["arch"] == "unip_vit_tiny" and obj["meta"]["backbone_kwargs"]["embed_dim"] == 64
+    back = load_segmenter(path).eval()  # everything from the meta
+    assert back.class_names == list(CLASSES) and back.palette == [tuple(c) for c in PALETTE]
+    assert back.config["img_size"] == 128 and back.backbone.embed_dim == 64 and back.auxiliary_head is not None
+    x = torch.randn(1, 3, 80, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), seg(x))
+
+
+def test_multi_layer_meta_is_kept_and_enforced(tmp_path):
+    seg = create_segmenter("unip_vit_tiny", num_classes=3, neck="multi", layers=[0, 1, 2, 3], **{**TINY, "depth": 4})
+    path = save_segmenter_checkpoint(seg, tmp_path / "multi.pth")
+    back = load_segmenter(path)
+    assert type(back.neck).__name__ == "MultiLayerFPN" and back.layers == [0, 1, 2, 3]
+    with pytest.raises(CheckpointError, match="neck='multi'"):
+        create_segmenter("unip_vit_tiny", num_classes=3, neck="last", checkpoint=path, **{**TINY, "depth": 4})
+
+
+def test_mmseg_file_settings_inferred(tmp_path):
+    src = tiny_segmenter(seed=2)
+    path = write_mmseg_checkpoint(src, tmp_path / "iter_100.pth")
+    sd, meta, layout = read_segmenter_checkpoint(path)
+    assert layout == "mmseg" and "neck.fpn1.1.running_var" in sd and "backbone.blocks.0.ls1.gamma" in sd
+    assert meta["class_names"] == list(CLASSES)
+    found = infer_segmenter_config(sd)
+    assert found == {"embed_dim": 64, "depth": 2, "num_classes": NUM_CLASSES, "head": "upernet", "aux": True,
+                     "img_size": 128, "in_chans": 3}
+    with pytest.raises(ValueError, match="arch"):  # width 64 is no released size
+        load_segmenter(path)
+    with pytest.raises(CheckpointError, match="width 64"):
+        load_segmenter(path, arch="unip_vit_small")
+    seg = load_segmenter(path, arch="unip_vit_tiny", embed_dim=64, num_heads=2, aux=False).eval()
+    assert seg.auxiliary_head is None and seg.num_classes == NUM_CLASSES
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(seg(x), src(x))
+
+
+@pytest.mark.slow
+def test_released_width_needs_no_arguments(tmp_path):
+    torch.manual_seed(0)
+    src = create_segmenter("unip_vit_tiny", num_classes=4, img_size=64, depth=2).eval()  # width 192 = UNIP-T
+    path = write_mmseg_checkpoint(src, tmp_path / "t.pth", with_norm=False)
+    seg = load_segmenter(path).eval()
+    assert seg.config["arch"] == "unip_vit_tiny" and seg.backbone.depth == 2 and seg.config["img_size"] == 64
+    x = torch.randn(1, 3, 48, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(seg(x), src(x))
