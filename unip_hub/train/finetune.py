@@ -148,25 +148,28 @@ def _read_classes(cfg: FinetuneConfig) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def build_datasets(cfg: FinetuneConfig) -> tuple[Any, Any]:
-    """(training set with the recipe's augmentation, test set at native size) of a resolved config."""
+def build_dataset(cfg: FinetuneConfig, part: str = "train") -> Any:
+    """The training set (recipe augmentation) or the test set (native size, no augmentation) of a resolved config."""
     from unip_hub.data import datasets as D
     from unip_hub.data.synthetic import SyntheticThermalDataset
     from unip_hub.data.transforms import SegTransformConfig, TrainPipeline
 
-    train_pipe = TrainPipeline(SegTransformConfig(crop_size=(cfg.crop_size, cfg.crop_size), scale=cfg.scale))
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be 'train' or 'test', got {part!r}")
+    train = part == "train"
+    pipe = TrainPipeline(SegTransformConfig(crop_size=(cfg.crop_size, cfg.crop_size), scale=cfg.scale)) if train \
+        else None
+    seed = cfg.seed if train else None
     if cfg.dataset == "synthetic":
-        train = SyntheticThermalDataset(cfg.synthetic_train, cfg.synthetic_size, cfg.seed, train_pipe)
-        test = SyntheticThermalDataset(cfg.synthetic_test, cfg.synthetic_size, cfg.seed + 10_000)
-        return train, test
+        n = cfg.synthetic_train if train else cfg.synthetic_test
+        return SyntheticThermalDataset(n, cfg.synthetic_size, cfg.seed if train else cfg.seed + 10_000, pipe)
+    split = cfg.train_split if train else cfg.test_split
     if cfg.dataset == "folder":
-        root, classes = Path(cfg.data_root), _read_classes(cfg)
-        make = lambda split, pipe, seed: D.FolderSegDataset(  # noqa: E731
-            root / "images" / split, root / "labels" / split, classes, pipeline=pipe, seed=seed)
-    else:
-        cls = {"soda": D.SODADataset, "mfnet": D.MFNetDataset, "scut": D.SCUTSegDataset}[cfg.dataset]
-        make = lambda split, pipe, seed: cls(cfg.data_root, split, pipeline=pipe, seed=seed)  # noqa: E731
-    return make(cfg.train_split, train_pipe, cfg.seed), make(cfg.test_split, None, None)
+        root = Path(cfg.data_root)
+        return D.FolderSegDataset(root / "images" / split, root / "labels" / split, _read_classes(cfg), pipeline=pipe,
+                                  seed=seed)
+    cls = {"soda": D.SODADataset, "mfnet": D.MFNetDataset, "scut": D.SCUTSegDataset}[cfg.dataset]
+    return cls(cfg.data_root, split, pipeline=pipe, seed=seed)
 
 
 # -------------------------------------------------------------------------------------------------- model
@@ -227,7 +230,7 @@ def finetune(config: FinetuneConfig, stop_after: int | None = None) -> FinetuneR
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {info.world_size} processes")
     torch.manual_seed(cfg.seed + info.rank)
 
-    train_ds, test_ds = build_datasets(cfg)
+    train_ds, test_ds = build_dataset(cfg, "train"), build_dataset(cfg, "test")
     seg = build_segmenter(cfg, list(train_ds.CLASSES), getattr(train_ds, "PALETTE", None)).to(device)
     if main and cfg.weights is None and state is None:
         print("note: no --weights given, the backbone starts from random initialisation", file=sys.stderr)
