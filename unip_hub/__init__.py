@@ -18,7 +18,10 @@ from unip_hub.hub import (
     unip_vit_tiny,
 )
 from unip_hub.hub.segmenters import create_segmenter, load_segmenter
+from unip_hub.integrations import register_all as _register_integrations
 from unip_hub.models import UnipViT
+
+_register_integrations()  # timm names; transformers / SMP only if already imported (see unip_hub.integrations)
 
 __version__ = "0.1.0"
 
