@@ -36,9 +36,9 @@ class ViTPyramid(nn.Module):
         self.neck = neck
         self.layers = [int(i) % backbone.depth for i in layers]
         wanted = getattr(neck, "num_inputs", len(self.layers))
-        if wanted != len(self.layers):
-            raise ValueError(f"{type(neck).__name__} takes {wanted} maps but layers={list(layers)} gives "
-                             f"{len(self.layers)}")
+        if wanted != len(self.layers) or self.layers != sorted(set(self.layers)):
+            raise ValueError(f"{type(neck).__name__} takes {wanted} distinct increasing blocks, got "
+                             f"layers={list(layers)}")
         self.out_channels: list[int] = list(neck.out_channels)
         self.strides: list[int] = list(neck.strides)
 
