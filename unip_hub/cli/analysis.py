@@ -19,11 +19,11 @@ def _load_model(args: argparse.Namespace):
                     drop_dist_token=args.drop_dist_token)
 
 
-def _timm_raw(name: str, pretrained: bool):
+def _timm_raw(name: str, pretrained: bool, img_size: int):
     """timm models the UNIP ViT cannot express (register tokens, ...) are profiled as they are."""
     import timm
 
-    return timm.create_model(name, pretrained=pretrained, num_classes=0).eval()
+    return timm.create_model(name, pretrained=pretrained, num_classes=0, img_size=img_size).eval()
 
 
 def run_attention_patterns(args: argparse.Namespace) -> dict:
@@ -44,7 +44,7 @@ def run_attention_patterns(args: argparse.Namespace) -> dict:
     except (CheckpointError, ValueError):
         if not args.model.startswith("timm:"):
             raise
-        model = _timm_raw(args.model[len("timm:"):], not args.random_init)
+        model = _timm_raw(args.model[len("timm:"):], not args.random_init, args.img_size)
     model = model.to(args.device).eval()
     batches = list(torch.split(x, args.batch_size))
     profile = attention_profile(model, batches, name=args.model, device=args.device)
