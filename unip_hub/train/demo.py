@@ -43,7 +43,7 @@ def demo_config(out_dir: Path, iterations: int, weights: str | None = None, quic
     return FinetuneConfig(
         dataset="folder", data_root=str(out_dir / "data"), arch="unip_vit_tiny", weights=weights,
         iterations=iterations, warmup=max(iterations // 10, 1), batch_size=4 if quick else 8,
-        lr=4e-4, layer_decay=0.85, crop_size=64, eval_interval=max(iterations // 4, 1),
+        lr=4e-4, layer_decay=0.85, crop_size=64, eval_interval=max(iterations // (2 if quick else 4), 1),
         eval_mode="slide", out_dir=str(out_dir / "run"), seed=seed, num_workers=0,
         log_interval=max(min(10, iterations // 4), 1), progress=progress,
     )
@@ -58,7 +58,7 @@ def seconds_per_iteration(cfg: FinetuneConfig, steps: int = 3) -> float:
     state = torch.get_rng_state()
     train = build_dataset(cfg, "train")
     seg = build_segmenter(cfg, list(train.CLASSES))
-    opt = torch.optim.AdamW(param_groups_lrd(seg), lr=cfg.lr)
+    opt = torch.optim.AdamW(param_groups_lrd(seg), lr=cfg.lr, fused=True)
     ctx = StepContext(SegTrainWrapper(seg).train(), opt, None, torch.device("cpu"), cfg.aux_weight)
     batch = [train[i] for i in range(cfg.batch_size)]
     images, labels = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])

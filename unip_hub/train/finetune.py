@@ -135,6 +135,7 @@ class FinetuneResult:
     best_iteration: int
     final: dict[str, Any] | None  # the last evaluation (SegMetric.compute() + mode, num_images)
     history: list[dict[str, float]]  # per-iteration losses of this call
+    model: nn.Module | None = None  # the trained segmenter (last state, on its device, eval mode)
 
 
 # --------------------------------------------------------------------------------------------------- data
@@ -237,8 +238,9 @@ def finetune(config: FinetuneConfig, stop_after: int | None = None) -> FinetuneR
     wrapper: nn.Module = SegTrainWrapper(seg)
     if info.distributed and cfg.sync_bn and device.type == "cuda":
         wrapper = nn.SyncBatchNorm.convert_sync_batchnorm(wrapper)
+    # fused AdamW: one kernel for all tensors (4-8x faster than the per-tensor loop on CPU)
     optimizer = torch.optim.AdamW(param_groups_lrd(seg, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr,
-                                  betas=cfg.betas)
+                                  betas=cfg.betas, fused=device.type in ("cpu", "cuda"))
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 
@@ -308,4 +310,4 @@ def finetune(config: FinetuneConfig, stop_after: int | None = None) -> FinetuneR
         batches.close()
         logger.close()
     done = start + len(history)
-    return FinetuneResult(out, done, best, best_it, final, history)
+    return FinetuneResult(out, done, best, best_it, final, history, seg.eval())
