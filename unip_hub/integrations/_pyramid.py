@@ -39,8 +39,13 @@ class ViTPyramid(nn.Module):
         if wanted != len(self.layers) or self.layers != sorted(set(self.layers)):
             raise ValueError(f"{type(neck).__name__} takes {wanted} distinct increasing blocks, got "
                              f"layers={list(layers)}")
-        self.out_channels: list[int] = list(neck.out_channels)
+        self.level_channels: list[int] = list(neck.out_channels)
         self.strides: list[int] = list(neck.strides)
+
+    @property
+    def out_channels(self) -> list[int]:
+        """Channels of the four levels (all C)."""
+        return self.level_channels
 
     @property
     def embed_dim(self) -> int:
