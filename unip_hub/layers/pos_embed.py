@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed
 
 
@@ -32,7 +33,16 @@ def resize_pos_embed(
     pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int], num_prefix_tokens: int = 1
 ) -> torch.Tensor:
     """Resizes a (1, prefix + gh*gw, C) table to ``new_grid``: bicubic, align_corners=False, no antialiasing,
-    prefix (class) tokens untouched -- how the UNIP segmentation code adapts 14x14 to 32x32."""
+    prefix (class) tokens untouched -- how the UNIP segmentation code adapts 14x14 to 32x32.
+
+    While tracing or exporting, the table is always resampled (bicubic to the same grid is the identity), so the
+    graph does not bake in the example's size.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+        grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)  # (1, N, C) -> (1, C, gh, gw)
+        grid = F.interpolate(grid, size=(new_grid[0], new_grid[1]), mode="bicubic", align_corners=False)
+        return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)  # (1, C, H, W) -> (1, prefix + H*W, C)
     if tuple(new_grid) == tuple(old_grid):
         return pos_embed
     return resample_abs_pos_embed(

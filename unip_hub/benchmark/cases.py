@@ -1,0 +1,202 @@
+"""The benchmark cases: a backbone forward, a segmenter (whole / slide) forward, one NMI-HAD training step.
+
+A :class:`Case` holds zero-argument callables, one per variant, all on the same weights and inputs: ``ours`` (the
+package's code path with its fast paths) and the baselines (``timm``, ``research``) from the source checkout's
+``benchmarks/baselines.py`` module, passed in as ``baselines``. ``check`` compares the outputs of the variants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Case:
+    """One measured workload.
+
+    Attributes:
+        name: e.g. ``backbone/unip_vit_small@224``.
+        group: ``backbone``, ``segmenter`` or ``distill``.
+        batch: Images per call.
+        params: Parameters of the model(s) involved.
+        variants: Variant name -> callable doing one call; ``ours`` first.
+        check: Returns agreement figures of the baselines with ``ours`` (max abs difference, mask agreement...).
+        meta: Settings worth recording (sizes, modes, layers).
+    """
+
+    name: str
+    group: str
+    batch: int
+    params: int
+    variants: dict[str, Callable[[], Any]]
+    check: Callable[[], dict[str, float]] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the cases run: device, dtype (``torch.autocast`` for bf16/fp16), ``torch.compile``, and tiny models."""
+
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    compile: bool = False
+    quick: bool = False
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=self.dtype)
+
+
+def _params(*modules: nn.Module) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def _inference(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, settings: Settings, ours: bool) -> Callable[[], Any]:
+    """One eval call: ours under ``torch.inference_mode`` (our fast path), baselines under ``no_grad`` as they run."""
+    fn = torch.compile(fn) if settings.compile else fn
+    grad_off = torch.inference_mode if ours else torch.no_grad
+
+    def call() -> Any:
+        with grad_off(), settings.autocast():
+            return fn(x)
+
+    return call
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max())
+
+
+def _images(batch: int, hw: tuple[int, int], settings: Settings, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, *hw, generator=gen).to(settings.device)
+
+
+# ------------------------------------------------------------------------------------------------------- backbone
+def backbone_case(arch: str, size: int, batch: int, settings: Settings, baselines: ModuleType | None,
+                  **overrides: Any) -> Case:
+    """``forward_features`` of a randomly initialised ``arch`` stored at ``size`` (its position table at that grid)."""
+    from unip_hub.models.vit import build_vit
+
+    torch.manual_seed(0)
+    model = build_vit(arch, img_size=size, **overrides).eval().to(settings.device)
+    x = _images(batch, (size, size), settings)
+    variants = {"ours": _inference(model.forward_features, x, settings, ours=True)}
+    if baselines is not None:
+        ref = baselines.timm_vit(model).to(settings.device)
+        variants["timm"] = _inference(ref.forward_features, x, settings, ours=False)
+        variants["research"] = _inference(lambda t: baselines.research_forward_features(model, t), x, settings,
+                                          ours=False)
+
+    def check() -> dict[str, float]:
+        out = variants["ours"]()
+        return {f"max_abs_diff_{n}": _max_diff(out, variants[n]()) for n in variants if n != "ours"}
+
+    return Case(f"backbone/{arch}@{size}", "backbone", batch, _params(model), variants, check,
+                {"arch": arch, "size": [size, size]})
+
+
+# ------------------------------------------------------------------------------------------------------ segmenter
+def segmenter_case(arch: str, mode: str, hw: tuple[int, int], batch: int, settings: Settings,
+                   baselines: ModuleType | None, crop: int = 512, stride: int = 341, batch_windows: int = 8,
+                   num_classes: int = 21, **overrides: Any) -> Case:
+    """LL-FPN + UPerNet logits of ``arch`` at ``hw``, ``mode`` ``whole`` or ``slide`` (windows ``crop``/``stride``)."""
+    from unip_hub.hub.segmenters import create_segmenter
+
+    if mode not in ("whole", "slide"):
+        raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
+    torch.manual_seed(0)
+    seg = create_segmenter(arch, num_classes=num_classes, img_size=crop, aux=False, **overrides)
+    seg = seg.eval().to(settings.device)
+    x = _images(batch, hw, settings)
+    if mode == "whole":
+        ours_fn = seg
+    else:
+        def ours_fn(t: torch.Tensor) -> torch.Tensor:
+            return seg.slide_logits(t, crop, stride, batch_windows)
+    variants = {"ours": _inference(ours_fn, x, settings, ours=True)}
+    if baselines is not None:
+        if mode == "whole":
+            def ref_fn(t: torch.Tensor) -> torch.Tensor:
+                return baselines.research_segmenter_whole(seg, t)
+        else:
+            def ref_fn(t: torch.Tensor) -> torch.Tensor:
+                return baselines.research_segmenter_slide(seg, t, crop, stride)
+        variants["research"] = _inference(ref_fn, x, settings, ours=False)
+
+    def check() -> dict[str, float]:
+        out = variants["ours"]()
+        res = {}
+        for n in variants:
+            if n != "ours":
+                ref = variants[n]()
+                res[f"max_abs_diff_{n}"] = _max_diff(out, ref)
+                res[f"mask_agreement_{n}"] = float((out.argmax(1) == ref.argmax(1)).float().mean())
+        return res
+
+    meta = {"arch": arch, "mode": mode, "size": list(hw), "crop": crop, "stride": stride,
+            "batch_windows": batch_windows if mode == "slide" else None, "num_classes": num_classes}
+    return Case(f"segmenter/{arch}/{mode}@{hw[0]}x{hw[1]}", "segmenter", batch, _params(seg), variants, check, meta)
+
+
+# ----------------------------------------------------------------------------------------------------- distillation
+def distill_case(batch: int, settings: Settings, baselines: ModuleType | None, student_arch: str = "unip_vit_small",
+                 teacher_arch: str = "unip_vit_base", teacher_layer: int = 9, size: int = 224,
+                 student_overrides: dict | None = None, teacher_overrides: dict | None = None) -> Case:
+    """One NMI-HAD training step (forward, backward, AdamW step) of a student against teacher layer ``teacher_layer``.
+
+    The student's last block has the teacher's head count. Drop-path is off so every variant computes the same loss.
+    """
+    from unip_hub.models.vit import build_vit
+    from unip_hub.train.distill import NMIHAD
+
+    torch.manual_seed(0)
+    teacher = build_vit(teacher_arch, img_size=size, **(teacher_overrides or {})).eval().to(settings.device)
+    heads = teacher.blocks[teacher_layer - 1].attn.num_heads
+    student = build_vit(student_arch, img_size=size, last_heads=heads, **(student_overrides or {}))
+    student = student.train().to(settings.device)
+    x = _images(batch, (size, size), settings)
+    initial = copy.deepcopy(student.state_dict())
+
+    def make_step(loss_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> tuple[Callable[[], Any], nn.Module]:
+        model = copy.deepcopy(student)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
+
+        def step() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            with settings.autocast():
+                loss = loss_fn(model, x)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        return step, model
+
+    ours_step, ours_model = make_step(lambda m, t: NMIHAD(m, teacher, teacher_layer)(t))
+    variants = {"ours": ours_step}
+    models = {"ours": ours_model}
+    if baselines is not None:
+        variants["research"], models["research"] = make_step(
+            lambda m, t: baselines.research_distill_loss(m, teacher, t, teacher_layer))
+
+    def check() -> dict[str, float]:
+        losses = {}
+        for n, step in variants.items():
+            models[n].load_state_dict(initial)  # same weights; the optimizer state differs but the loss does not
+            losses[n] = step()
+        return {f"loss_abs_diff_{n}": float((losses["ours"] - losses[n]).abs()) for n in losses if n != "ours"} | {
+            "loss": float(losses["ours"])}
+
+    meta = {"student": student_arch, "teacher": teacher_arch, "teacher_layer": teacher_layer, "last_heads": heads,
+            "size": [size, size]}
+    name = f"distill/{student_arch}<-{teacher_arch}:L{teacher_layer}@{size}"
+    return Case(name, "distill", batch, _params(student, teacher), variants, check, meta)

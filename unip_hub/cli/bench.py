@@ -1,0 +1,121 @@
+"""``unip benchmark`` (speed/memory against same-run baselines) and ``unip export`` (ONNX / TorchScript /
+torch.export with dynamic sizes, verified against eager)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# the choices of unip_hub.benchmark.suite, repeated so ``unip --help`` does not import torch
+GROUPS = ("backbone", "segmenter", "distill")
+ARCHS = ("unip_vit_tiny", "unip_vit_small", "unip_vit_base", "unip_vit_large")
+
+
+def _last_heads(value: str) -> int | str:
+    if value == "distilled":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--last-heads takes 'distilled' or an int, not {value!r}") from None
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from unip_hub.benchmark import BenchConfig, run_benchmark
+    from unip_hub.benchmark.report import format_markdown
+
+    cfg = BenchConfig(groups=tuple(args.groups), archs=tuple(args.archs), device=args.device, dtype=args.dtype,
+                      compile=args.compile, rounds=args.rounds, warmup=args.warmup, batch_224=args.batch_224,
+                      batch_512=args.batch_512, quick=args.quick, baselines=args.baselines, memory=not args.no_memory)
+    report = run_benchmark(cfg, out=args.out)
+    if args.markdown:
+        print(format_markdown(report))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _load_model(args: argparse.Namespace):
+    from unip_hub.models.vit import ARCHS, UnipViT
+
+    name = args.model
+    if name in ARCHS:
+        if args.num_classes is not None:
+            from unip_hub.hub.segmenters import create_segmenter
+
+            return create_segmenter(name, num_classes=args.num_classes, weights=args.weights, aux=False)
+        from unip_hub.hub.backbones import create_backbone
+
+        return create_backbone(name, weights=args.weights, last_heads=args.last_heads)
+    path = Path(name)
+    if not path.exists():
+        raise ValueError(f"{name!r} is neither an architecture ({sorted(ARCHS)}) nor an existing file or folder")
+    if args.weights is not None:
+        raise ValueError("--weights goes with an architecture name: unip export unip_vit_small --weights FILE ...")
+    if path.is_dir():
+        return UnipViT.from_pretrained(path)  # a folder written by save_pretrained / unip convert
+    from unip_hub.hub.segmenters import load_segmenter
+
+    return load_segmenter(path, arch=args.arch, num_classes=args.num_classes, aux=False)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from unip_hub.export import export_model
+
+    model = _load_model(args)
+    is_backbone = not hasattr(model, "decode_head")
+    size = args.size or ((224, 224) if is_backbone else (512, 512))
+    result = export_model(model, args.output, format=args.format, size=size, check_sizes=args.check_size,
+                          batch=args.batch, output=args.tokens, atol=args.atol, opset=args.opset)
+    print(result.summary())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds ``unip benchmark`` and ``unip export``."""
+    p = sub.add_parser(
+        "benchmark", help="speed, FLOPs, fraction of matmul peak and memory against same-run baselines",
+        description="Measures our backbones (224, 512), segmenters (whole/slide at 512 and 480x640) and one NMI-HAD "
+                    "step against timm's ViT and a research-style eager implementation on identical weights and "
+                    "inputs, interleaved in the same run; prints a table and writes JSON. Ratios are medians of "
+                    "per-round ratios; the fraction of peak divides by a matmul timed in the same round.")
+    p.add_argument("--quick", action="store_true", help="tiny models, one round (checks that it runs)")
+    p.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="what to measure")
+    p.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS), help="backbone sizes")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (fp16: GPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile every inference variant")
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds per case (medians)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    p.add_argument("--batch-224", type=int, default=8, help="batch at 224 (backbones, distillation step)")
+    p.add_argument("--batch-512", type=int, default=1, help="batch at 512 and of the segmenters")
+    p.add_argument("--baselines", default=None, help="path of benchmarks/baselines.py (default: the source tree's)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--markdown", action="store_true", help="also print the table in Markdown")
+    p.add_argument("--out", default="unip-benchmark.json", help="JSON output (default unip-benchmark.json)")
+    p.set_defaults(func=_cmd_benchmark)
+
+    e = sub.add_parser(
+        "export", help="export a backbone or segmenter to ONNX / TorchScript / torch.export, verified",
+        description="MODEL is an architecture (with --weights for a backbone, or --num-classes for an untrained "
+                    "segmenter), a folder written by save_pretrained / unip convert (backbone), or a segmenter "
+                    "checkpoint file. Batch, height and width stay dynamic (backbones: multiples of 16; segmenters: "
+                    "any size from 64 px, padded inside the graph). The export is run at its size and two others and "
+                    "compared with eager (onnxruntime for ONNX); it is written only if every size agrees to --atol.")
+    e.add_argument("model", metavar="MODEL", help="architecture, save_pretrained folder, or segmenter checkpoint")
+    e.add_argument("--format", choices=("onnx", "torchscript", "export"), default="onnx", help="default onnx")
+    e.add_argument("-o", "--output", required=True, help="output file (.onnx / .pt / .pt2)")
+    e.add_argument("--weights", default=None, help="backbone weights (registry tag or file) with an architecture")
+    e.add_argument("--last-heads", type=_last_heads, default=None,
+                   help="backbone last-block heads: 'distilled' or an int")
+    e.add_argument("--num-classes", type=int, default=None, help="segmenter classes (untrained segmenter, or a "
+                   "checkpoint that does not say)")
+    e.add_argument("--arch", default=None, help="segmenter checkpoint's architecture when the file does not say")
+    e.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="example size (224 224 / 512 512)")
+    e.add_argument("--check-size", type=int, nargs=2, action="append", metavar=("H", "W"),
+                   help="further size to verify at (repeatable; default two sizes other than --size)")
+    e.add_argument("--batch", type=int, default=2, help="example batch (default 2)")
+    e.add_argument("--tokens", choices=("tokens", "cls"), default="tokens",
+                   help="backbone output: normalised tokens (B, 1+N, C) or the class token (B, C)")
+    e.add_argument("--atol", type=float, default=1e-4, help="largest accepted |exported - eager| (default 1e-4)")
+    e.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    e.set_defaults(func=_cmd_export)
