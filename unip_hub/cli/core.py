@@ -102,10 +102,9 @@ def _cmd_hash(args: argparse.Namespace) -> int:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from unip_hub.models.vit import UnipViT
+    from unip_hub.hub.publish import push_converted
 
-    model = UnipViT.from_pretrained(args.folder)
-    url = model.push_to_hub(args.repo_id, private=args.private, revision=args.revision)
+    url = push_converted(args.folder, args.repo_id, private=args.private, branch=args.revision)
     print(f"pushed {args.folder} to {url}")
     return 0
 
@@ -130,5 +129,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder")
     p.add_argument("repo_id")
     p.add_argument("--private", action="store_true")
-    p.add_argument("--revision", default=None)
+    p.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
     p.set_defaults(func=_cmd_push)

@@ -51,34 +51,32 @@ Gray (ITU-R 601 luma) copied to 3 channels, scaled to 0-1, normalised with mean 
 ## Usage
 
 ```python
-import unip_hub
-model = unip_hub.{{ arch }}(weights="{{ weights_hint }}")            # or torch.hub.load("casiatao/UNIP", "{{ short }}")
-feats = model.get_intermediate_layers(x, n=[3, 5, 7, 11], reshape=True, norm=False)
-
+import unip_hub                                              # pip install unip
+model = unip_hub.{{ arch }}(weights="{{ weights_hint }}")
+feats = model.get_intermediate_layers(x, n=[3, 5, 7, 11], reshape=True, norm=False)   # 4 x (B, C, H/16, W/16)
 seg = unip_hub.create_segmenter("{{ arch }}", num_classes=9, head="upernet", weights="{{ weights_hint }}")
 
-import timm                                                  # timm (after `import unip_hub`)
-m = timm.create_model("{{ arch }}_patch16_224.{{ tag }}", pretrained=True, features_only=True)
+import timm                                                  # timm: registered by `import unip_hub`
+m = timm.create_model("{{ arch }}_patch16_224.{{ tag }}", pretrained=True, features_only=True)   # LL-FPN, strides 4-32
+cfg = timm.data.resolve_data_config({}, model=m)             # infrared mean/std
 
-from transformers import UperNetConfig, UperNetForSemanticSegmentation
-from unip_hub.integrations.transformers import UnipConfig
-upernet = UperNetForSemanticSegmentation(UperNetConfig(backbone_config=UnipConfig(arch="{{ arch }}"), num_labels=9))
+from transformers import UperNetForSemanticSegmentation      # transformers 5.x: pip install "unip[transformers]"
+from unip_hub.integrations.transformers import UnipModel, upernet_config
+upernet = UperNetForSemanticSegmentation(upernet_config("{{ arch }}", num_labels=9))
+vit = UnipModel.from_unip(unip_hub.{{ arch }}(weights="{{ weights_hint }}"))
 
-import segmentation_models_pytorch as smp                    # SMP (after `import unip_hub`)
-net = smp.UPerNet(encoder_name="{{ arch }}", encoder_weights=None, classes=9)
+import segmentation_models_pytorch as smp                    # SMP: pip install "unip[smp]"
+import unip_hub.integrations.smp                             # registers the encoders
+net = smp.UPerNet(encoder_name="{{ smp_name }}", encoder_weights=None, classes=9)
 
 from torchvision.models.detection import FasterRCNN          # torchvision detection
-det = FasterRCNN(unip_hub.detection.build_backbone("{{ arch }}", weights="{{ weights_hint }}", fpn=True),
-                 num_classes=3)
+from unip_hub.detection import IMAGE_MEAN, IMAGE_STD, build_backbone
+det = FasterRCNN(build_backbone("{{ arch }}", weights="{{ weights_hint }}", fpn=True), num_classes=3,
+                 image_mean=IMAGE_MEAN, image_std=IMAGE_STD)
 ```
 
 Licence: {{ license }}.
 """
-
-
-def _short(arch: str) -> str:
-    return "unip_" + {"unip_vit_tiny": "t", "unip_vit_small": "s", "unip_vit_base": "b", "unip_vit_large": "l"}.get(
-        arch, "s")
 
 
 def _arch_of(config: dict[str, Any]) -> str:
@@ -108,8 +106,9 @@ def render_model_card(
         results = "Not evaluated by the package."
         mean, std, tag, lic = [0.3801] * 3, [0.1871] * 3, "mae_large", "apache-2.0"
     values = dict(
-        title=f"{arch}" + (f".{tag}" if entry else ""), arch=arch, short=_short(arch), tag=tag,
-        weights_hint=tag if entry else "/path/to/folder", embed_dim=config.get("embed_dim"),
+        title=f"{arch}" + (f".{tag}" if entry else ""), arch=arch, tag=tag,
+        weights_hint=tag if entry else "/path/to/folder", smp_name=f"{arch}.{tag}" if entry else arch,
+        embed_dim=config.get("embed_dim"),
         depth=config.get("depth"), num_heads=config.get("num_heads"),
         last_heads=config.get("last_heads") or config.get("num_heads"), patch_size=patch,
         in_chans=config.get("in_chans", 3), grid=f"{hw[0] // patch}x{hw[1] // patch}",
