@@ -170,3 +170,21 @@ def test_two_process_ddp_on_gloo(tmp_path):
     ckpt = read_checkpoint(tmp_path / "last.pth")
     assert ckpt["iteration"] == 4 and len(ckpt["rng"]) == 2
     assert [int(r["iteration"]) for r in read_log(tmp_path / "log.csv") if r["kind"] == "train"] == [2, 4]
+
+
+@pytest.mark.slow
+def test_torchrun_cli_two_cpu_processes(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "-m", "unip_hub", "finetune", "--dataset", "synthetic", "--arch", "unip_vit_tiny", "--crop-size", "32",
+           "--batch-size", "4", "--iterations", "2", "--warmup", "1", "--synthetic-train", "8", "--synthetic-test",
+           "2", "--synthetic-size", "32", "48", "--num-workers", "0", "--device", "cpu", "--no-progress",
+           "--no-tensorboard", "--out-dir", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("best mIoU") == 1  # only rank 0 reports
+    ckpt = read_checkpoint(tmp_path / "last.pth")
+    assert ckpt["iteration"] == 2 and len(ckpt["rng"]) == 2

@@ -83,9 +83,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
     try:
         result = finetune(finetune_config_from_args(args))
+        main_process = udist.is_main_process()
     finally:
         udist.cleanup()
-    if udist.get_rank() == 0:
+    if main_process:
         print(f"done: {result.iteration} iterations, best mIoU {100 * result.best_mIoU:.2f} at iteration "
               f"{result.best_iteration}; checkpoints in {result.out_dir} (best.pth, last.pth)")
     return 0

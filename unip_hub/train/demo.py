@@ -43,7 +43,7 @@ def demo_config(out_dir: Path, iterations: int, weights: str | None = None, quic
     return FinetuneConfig(
         dataset="folder", data_root=str(out_dir / "data"), arch="unip_vit_tiny", weights=weights,
         iterations=iterations, warmup=max(iterations // 10, 1), batch_size=4 if quick else 8,
-        lr=4e-4, layer_decay=0.85, crop_size=64, eval_interval=max(iterations // (2 if quick else 4), 1),
+        lr=4e-4, layer_decay=0.85, crop_size=64, eval_interval=-(-iterations // (2 if quick else 4)),
         eval_mode="slide", out_dir=str(out_dir / "run"), seed=seed, num_workers=0,
         log_interval=max(min(10, iterations // 4), 1), progress=progress,
     )
@@ -77,20 +77,21 @@ def _colorize(label: np.ndarray, palette: list[list[int]]) -> np.ndarray:
 
 
 def write_overlays(seg: Any, dataset: Any, out_dir: Path, count: int = 4, mode: str = "slide",
-                   crop_size: int = 128) -> list[Path]:
+                   crop_size: int = 64, scale: tuple[int, int] | None = None,
+                   palette: Any = None) -> list[Path]:
     """PNG per test scene: the thermal image, the prediction over it, and the ground truth over it, side by side."""
     from PIL import Image
 
     from unip_hub.data.readers import read_label
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    palette = [list(c) for c in (seg.palette or dataset.PALETTE)]
+    palette = [list(c) for c in (palette or seg.palette or dataset.PALETTE)]
     paths = []
     for i in range(min(count, len(dataset))):
         image_path, label_path = dataset.samples[i]
         gray = dataset.read_image(image_path)  # (H, W) uint8
         label = read_label(label_path)
-        pred = seg.predict(gray, mode=mode, crop_size=crop_size, stride=round(crop_size * 2 / 3)).numpy()
+        pred = seg.predict(gray, mode=mode, crop_size=crop_size, stride=round(crop_size * 2 / 3), scale=scale).numpy()
         rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
         panels = [rgb, 0.45 * rgb + 0.55 * _colorize(pred.astype(np.uint8), palette),
                   0.45 * rgb + 0.55 * _colorize(label, palette)]
@@ -160,7 +161,7 @@ def run_demo(out_dir: str | Path = "unip-demo", minutes: float = 3.5, iterations
         seed: Seed of the scenes and the run.
         progress: Show progress bars.
     """
-    from unip_hub.data.synthetic import write_synthetic_dataset
+    from unip_hub.data.synthetic import SYNTHETIC_PALETTE, write_synthetic_dataset
     from unip_hub.hub.segmenters import load_segmenter
     from unip_hub.metrics import format_table
 
@@ -177,10 +178,12 @@ def run_demo(out_dir: str | Path = "unip-demo", minutes: float = 3.5, iterations
     cfg = demo_config(out, iterations, weights, quick, seed, progress)
     run = finetune(cfg)
 
-    test = build_dataset(cfg.resolved(), "test")
+    test = build_dataset(cfg.resolved(), "test")  # the scenes of run/eval.json
     baseline = majority_baseline(test, len(test.CLASSES))
     seg = load_segmenter(out / "run" / "best.pth").eval()
-    overlays = write_overlays(seg, test, out / "overlays", count=4, crop_size=cfg.crop_size)
+    resolved = cfg.resolved()
+    overlays = write_overlays(seg, test, out / "overlays", 4, resolved.eval_mode, resolved.crop_size, resolved.scale,
+                              SYNTHETIC_PALETTE)
     curves = plot_curves(out / "run" / "log.csv", out / "curves.png", baseline)
     if run.final is not None:
         print(format_table(run.final, list(test.CLASSES)))
