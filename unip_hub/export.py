@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +154,8 @@ def _dynamic_shapes(kind: str, patch: int) -> dict:
 def _write(module: nn.Module, x: torch.Tensor, fmt: str, kind: str, tmp: Path, opset: int | None) -> None:
     patch = 16
     if fmt == "torchscript":
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: verified below
             traced = torch.jit.trace(module, (x,), check_trace=False)
         torch.jit.save(traced, str(tmp))
     elif fmt == "export":
@@ -169,7 +171,7 @@ def _write(module: nn.Module, x: torch.Tensor, fmt: str, kind: str, tmp: Path, o
 def _runner(fmt: str, path: Path):
     if fmt == "torchscript":
         module = torch.jit.load(str(path))
-        return lambda x: module(x).numpy()
+        return lambda x: module(x).detach().numpy()
     if fmt == "export":
         module = torch.export.load(str(path)).module()
         return lambda x: module(x).detach().numpy()
