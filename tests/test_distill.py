@@ -238,3 +238,14 @@ def test_build_student_records_heads():
     s = build_student("unip_vit_tiny", last_heads=16, img_size=32, depth=2)
     assert s.blocks[-1].attn.num_heads == 16 and s.distilled_last_heads == 16 and s.pos_grid == (2, 2)
     assert not s.pos_embed.requires_grad
+
+
+def test_bf16_autocast_step_on_cpu():
+    from unip_hub.train.distill_engine import train_one_epoch
+
+    model = _pair()
+    opt = torch.optim.AdamW(model.student.parameters(), lr=1e-3)
+    x = torch.randn(2, 3, 32, 32)
+    losses = train_one_epoch(model, [x, x], opt, torch.amp.GradScaler("cpu", enabled=False), 0, 2,
+                             DistillConfig(epochs=1, warmup_epochs=0), 1e-3, torch.device("cpu"), torch.bfloat16)
+    assert all(np.isfinite(losses)) and model.student.blocks[0].attn.qkv.weight.dtype == torch.float32

@@ -124,16 +124,18 @@ class DistillConfig:
     teacher: str = field(default="", metadata={"help": "teacher checkpoint (MAE/iBOT/DINO/DeiT) or timm:NAME"})
     teacher_arch: str | None = field(default="vit_large", metadata={"help": "vit_large / vit_base / ... or None"})
     teacher_layer: int = field(default=18, metadata={"help": "1-based teacher layer (MAE-L 18, iBOT-L 21, DINO-B 9)"})
-    teacher_format: str = field(default="auto", metadata={"help": "mae / ibot / dino / deit / unip / auto"})
+    teacher_format: str = field(default="auto", metadata={"help": "teacher file layout",
+                                                           "choices": ("auto", "mae", "ibot", "dino", "deit", "unip")})
     model: str = field(default="unip_vit_small", metadata={"help": f"student architecture: {sorted(ARCHS)}"})
     embed_dim: int | None = field(default=None, metadata={"help": "override the student's width (experiments)"})
     depth: int | None = field(default=None, metadata={"help": "override the student's depth"})
     num_heads: int | None = field(default=None, metadata={"help": "override the student's heads"})
     last_heads: int | None = field(default=None, metadata={"help": "student last-block heads (default: teacher's)"})
     drop_path: float = field(default=0.1, metadata={"help": "student stochastic depth"})
-    loss: str = field(default="kl", metadata={"help": "kl or soft_ce"})
+    loss: str = field(default="kl", metadata={"help": "KL (paper) or soft cross-entropy", "choices": ("kl", "soft_ce")})
     data_path: str = field(default="", metadata={"help": "image folder, or the InfMix root"})
-    data_layout: str = field(default="folder", metadata={"help": "folder or infmix"})
+    data_layout: str = field(default="folder", metadata={"help": "any image folder, or InfMix",
+                                                          "choices": ("folder", "infmix")})
     imagenet_root: str | None = field(default=None, metadata={"help": "InfMix: ImageNet train folder"})
     imagenet_per_class: int = field(default=200, metadata={"help": "InfMix: images per ImageNet class"})
     coco_root: str | None = field(default=None, metadata={"help": "InfMix: COCO train2017 folder"})
@@ -148,7 +150,8 @@ class DistillConfig:
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (none on biases/norms/tokens)"})
     beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
     beta2: float = field(default=0.95, metadata={"help": "AdamW beta2"})
-    amp: str = field(default="auto", metadata={"help": "mixed precision: auto (fp16 on CUDA), fp16, bf16, none"})
+    amp: str = field(default="auto", metadata={"help": "mixed precision (auto: fp16 on CUDA, none on CPU)",
+                                               "choices": ("auto", "fp16", "bf16", "none")})
     grad_checkpointing: bool = field(default=False, metadata={"help": "recompute student blocks (memory)"})
     save_every: int = field(default=20, metadata={"help": "checkpoint every N epochs (and at the end)"})
     output_dir: str = field(default="nmi_had_out", metadata={"help": "checkpoints, log, exported student"})
@@ -179,7 +182,7 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         if typ is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
         else:
-            parser.add_argument(flag, type=typ, default=f.default, help=help_,
+            parser.add_argument(flag, type=typ, default=f.default, help=help_, choices=f.metadata.get("choices"),
                                 required=f.name in ("teacher", "data_path"))
     return parser
 
