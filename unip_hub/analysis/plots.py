@@ -21,8 +21,11 @@ _BANDS = (("global", 0.0, GLOBAL_MAX_NMI, "#d9e7f5"), ("hybrid", GLOBAL_MAX_NMI,
 
 
 def _new_figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise RuntimeError("plots need matplotlib: pip install 'unip[plot]'") from e
 
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)

@@ -21,7 +21,10 @@ DATA_LAYOUTS = ("folder", "infmix")
 def pretrain_transform(input_size: int = 224, scale: tuple[float, float] = (0.2, 1.0), mean: float = PRETRAIN_MEAN,
                        std: float = PRETRAIN_STD) -> Callable[[Any], Any]:
     """PIL image -> normalised gray tensor (3, input_size, input_size) with the NMI-HAD augmentation."""
-    from torchvision import transforms as T
+    try:
+        from torchvision import transforms as T
+    except ImportError as e:
+        raise RuntimeError("the pre-training augmentation needs torchvision: pip install 'unip[train]'") from e
 
     if input_size % 16:
         raise ValueError(f"input size {input_size} must be a multiple of the patch size 16")
