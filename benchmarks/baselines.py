@@ -21,7 +21,11 @@ from torch import nn
 
 # ----------------------------------------------------------------------------------------------------------- timm
 def timm_vit(model: nn.Module) -> nn.Module:
-    """timm's ``VisionTransformer`` with ``model``'s dimensions and weights (standard head counts only)."""
+    """timm's ``VisionTransformer`` with ``model``'s dimensions and weights (standard head counts only).
+
+    Run it at the size its position table is stored at: timm resamples other grids with antialiasing (a different
+    bicubic kernel), UNIP without.
+    """
     from timm.models.vision_transformer import VisionTransformer
 
     heads = {blk.attn.num_heads for blk in model.blocks}

@@ -1,0 +1,169 @@
+"""The benchmark tools and suite: FLOP counts, peak memory, interleaving, baselines, ``unip benchmark --quick``.
+
+No timing assertions: the tests check what is counted, that the baselines compute what ours computes, and that the
+report has every field.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unip_hub.benchmark import BenchConfig, count_flops, load_baselines, peak_memory_bytes, time_interleaved
+from unip_hub.benchmark.report import format_markdown, format_table
+from unip_hub.cli import main
+from unip_hub.layers import Attention
+from unip_hub.models.vit import UnipViT, build_vit
+
+TINY = dict(embed_dim=64, depth=2, num_heads=2)
+
+
+@pytest.fixture(scope="module")
+def baselines():
+    module = load_baselines()
+    assert module is not None, "benchmarks/baselines.py must be found from the source checkout"
+    return module
+
+
+def test_flops_count_matmuls_and_cpu_fused_attention():
+    x, w = torch.randn(7, 5), torch.randn(3, 5)
+    assert count_flops(lambda: F.linear(x, w)) == 2 * 7 * 5 * 3
+    q, k, v = torch.randn(2, 3, 10, 8), torch.randn(2, 3, 12, 8), torch.randn(2, 3, 12, 8)
+    fused = count_flops(lambda: F.scaled_dot_product_attention(q, k, v))
+    explicit = count_flops(lambda: (q @ k.transpose(-2, -1)).softmax(-1) @ v)
+    assert fused == explicit == 2 * 2 * 3 * 10 * 12 * (8 + 8)
+    q.requires_grad_(True)
+    out = F.scaled_dot_product_attention(q, k, v)
+    assert count_flops(lambda: out.sum().backward()) == 2 * fused
+
+
+def test_peak_memory_sees_the_largest_live_tensor():
+    def fn():
+        a = torch.ones(1024, 1024)  # 4 MiB, freed before the 8 MiB one
+        del a
+        b = torch.ones(2048, 1024)
+        return float(b[0, 0])
+
+    peak = peak_memory_bytes(fn)
+    assert 8 * 2**20 <= peak < 12 * 2**20
+
+
+def test_fused_attention_memory_grows_linearly_with_tokens():
+    attn = Attention(64, 2).eval()
+    peaks = {}
+    for n in (256, 1024):
+        x = torch.randn(1, n, 64)
+        with torch.inference_mode():
+            fused = peak_memory_bytes(lambda x=x: attn(x))
+            explicit = peak_memory_bytes(lambda x=x: attn.forward_with_logits(x))
+        peaks[n] = (fused, explicit)
+    fused_growth = peaks[1024][0] / peaks[256][0]
+    explicit_growth = peaks[1024][1] / peaks[256][1]
+    assert fused_growth < 6, f"fused attention memory grew {fused_growth:.1f}x for 4x tokens (N^2 would be 16x)"
+    assert explicit_growth > 10  # the measure does see an (N, N) matrix when there is one
+    assert peaks[1024][0] < 2 * 1024 * 1024 * 4  # less than one (heads, N, N) float matrix
+
+
+def test_time_interleaved_rotates_the_order_and_measures_the_peak():
+    calls = []
+    variants = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+
+    class FakePeak:
+        def measure(self):
+            calls.append("peak")
+            return 1.0
+
+    t = time_interleaved(variants, rounds=3, warmup=1, peak=FakePeak())
+    assert calls == ["a", "b", "c", "peak", "a", "b", "c", "peak", "b", "c", "a", "peak", "c", "a", "b"]
+    assert {n: len(v) for n, v in t.seconds.items()} == {"a": 3, "b": 3, "c": 3} and t.peak_gflops == [1.0] * 3
+    assert t.ratio("a", "a") == 1.0
+
+
+def test_timm_baseline_has_our_weights(baselines):
+    model = build_vit("unip_vit_tiny", img_size=64, init_values=0.5, **TINY).eval()
+    ref = baselines.timm_vit(model)
+    x = torch.randn(2, 3, 64, 64)  # the stored grid (timm resamples other grids with antialiasing, we do not)
+    with torch.no_grad():
+        torch.testing.assert_close(ref.forward_features(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="one head count"):
+        baselines.timm_vit(build_vit("unip_vit_tiny", last_heads=4, **TINY))
+
+
+def test_research_style_computes_what_ours_computes(baselines):
+    from unip_hub.train.distill import NMIHAD
+
+    torch.manual_seed(0)
+    model = build_vit("unip_vit_tiny", img_size=32, **TINY).eval()
+    x = torch.randn(2, 3, 48, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(baselines.research_forward_features(model, x), model.forward_features(x),
+                                   atol=1e-5, rtol=1e-5)
+    teacher = UnipViT(img_size=32, embed_dim=64, depth=3, num_heads=4).eval()
+    student = UnipViT(img_size=32, embed_dim=64, depth=2, num_heads=2, last_heads=4)
+    ours = NMIHAD(student, teacher, 2)(x)
+    ref = baselines.research_distill_loss(student, teacher, x, 2)
+    torch.testing.assert_close(ref, ours, atol=1e-5, rtol=1e-5)
+    ours.backward()
+    grads = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+    student.zero_grad()
+    ref.backward()
+    for n, g in grads.items():
+        torch.testing.assert_close(dict(student.named_parameters())[n].grad, g, atol=1e-5, rtol=1e-4)
+
+
+def test_research_style_slide_equals_our_batched_slide(baselines):
+    from unip_hub.hub.segmenters import create_segmenter
+
+    torch.manual_seed(0)
+    seg = create_segmenter("unip_vit_tiny", num_classes=4, img_size=64, aux=False, **TINY).eval()
+    x = torch.randn(1, 3, 48, 150)  # three windows of 48 x 64
+    with torch.no_grad():
+        ours = seg.slide_logits(x, 64, 43, batch_windows=3)
+        ref = baselines.research_segmenter_slide(seg, x, 64, 43)
+        torch.testing.assert_close(ref, ours, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(baselines.research_segmenter_whole(seg, x), seg(x), atol=1e-5, rtol=1e-5)
+
+
+def test_config_refuses_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match="fp16"):
+        BenchConfig(dtype="fp16").validate()
+    with pytest.raises(ValueError, match="unknown benchmark groups"):
+        BenchConfig(groups=("training",)).validate()
+    with pytest.raises(ValueError, match="unknown architectures"):
+        BenchConfig(archs=("vit_huge",)).validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            BenchConfig(device="cuda").validate()
+    with pytest.raises(FileNotFoundError, match="baselines file"):
+        load_baselines(tmp_path / "missing.py")
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_every_field(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--quick", "--out", str(out), "--markdown"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["baselines"] is True and report["matmul_peak_gflops_per_s"] > 0
+    assert {"cpu_model", "torch", "torch_threads", "load_average_start", "load_average_end"} <= set(report["machine"])
+    groups = {r["group"] for r in report["results"]}
+    assert groups == {"backbone", "segmenter", "distill"}
+    for r in report["results"]:
+        expected = {"backbone": {"ours", "timm", "research"}}.get(r["group"], {"ours", "research"})
+        assert set(r["variants"]) == expected and r["params_m"] > 0
+        for name, v in r["variants"].items():
+            assert v["gflops"] > 0 and v["latency_ms"] > 0 and v["throughput_img_per_s"] > 0
+            assert 0 < v["fraction_of_peak"] and v["peak_memory_mb"] > 0
+            assert (name == "ours") != ("ours_speedup" in v)
+        checks = r["checks"]
+        for key, value in checks.items():
+            if key.startswith(("max_abs_diff", "loss_abs_diff")):
+                assert value < 1e-4, (r["name"], key, value)
+            if key.startswith("mask_agreement"):
+                assert value == 1.0
+    assert "ours speed-up" in printed and "| case | variant |" in printed
+    assert format_table(report).count("\n") > len(report["results"])
+    assert format_markdown(report).count("\n") == 1 + sum(len(r["variants"]) for r in report["results"])
