@@ -69,16 +69,16 @@ def test_short_finetune_lowers_loss_and_beats_chance(tmp_path):
 
 @pytest.mark.slow
 def test_resume_continues_the_same_run(tmp_path):
-    full = finetune(tiny_config(tmp_path / "a"))
-    cut = tiny_config(tmp_path / "b")
-    first = finetune(cut, stop_after=4)  # as if killed after iteration 4 (last.pth saved there)
-    assert first.iteration == 4 and read_checkpoint(tmp_path / "b" / "last.pth")["iteration"] == 4
+    full = finetune(tiny_config(tmp_path / "a", iterations=8, eval_interval=4))
+    cut = tiny_config(tmp_path / "b", iterations=8, eval_interval=4)
+    first = finetune(cut, stop_after=3)  # as if killed after iteration 3 (last.pth saved there)
+    assert first.iteration == 3 and read_checkpoint(tmp_path / "b" / "last.pth")["iteration"] == 3
     rest = finetune(replace(cut, resume="auto"))
-    assert [h["iteration"] for h in rest.history] == list(range(5, 13))
-    assert [h["loss"] for h in rest.history] == pytest.approx([h["loss"] for h in full.history[4:]], abs=1e-6)
+    assert [h["iteration"] for h in rest.history] == list(range(4, 9))
+    assert [h["loss"] for h in rest.history] == pytest.approx([h["loss"] for h in full.history[3:]], abs=1e-6)
     a = read_checkpoint(tmp_path / "a" / "last.pth")
     b = read_checkpoint(tmp_path / "b" / "last.pth")
-    assert a["iteration"] == b["iteration"] == 12
+    assert a["iteration"] == b["iteration"] == 8
     for k, v in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=1e-6, msg=k)
     assert b["best_mIoU"] == pytest.approx(a["best_mIoU"])

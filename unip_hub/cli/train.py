@@ -46,7 +46,8 @@ _FINETUNE_OPTIONS: dict[str, tuple[dict, str]] = {
     "eval_stride": ({"type": int}, "sliding-window stride (default 2/3 of the crop: 341 at 512)"),
     "out_dir": ({}, "run folder for checkpoints and logs (default runs/finetune)"),
     "seed": ({"type": int}, "random seed (default 0)"),
-    "resume": ({}, "continue a run from its last.pth ('auto': <out-dir>/last.pth if present)"),
+    "resume": ({}, "continue a run from its last.pth (settings come from the file); 'auto': continue "
+                     "<out-dir>/last.pth if present, else start (re-run the same command line)"),
     "num_workers": ({"type": int}, "data-loading workers per process (default 2)"),
     "device": ({"choices": ("auto", "cpu", "cuda")}, "device (default auto)"),
     "log_interval": ({"type": int}, "log every N iterations (default 20)"),
