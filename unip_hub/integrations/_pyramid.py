@@ -1,4 +1,4 @@
-"""The one multi-scale UNIP backbone every adapter wraps: ViT blocks -> LL-FPN (or multi-layer FPN) pyramid.
+"""Building the multi-scale UNIP backbone (:class:`~unip_hub.models.pyramid.ViTPyramid`) every adapter wraps.
 
 Submodules are named ``backbone`` and ``neck`` like :class:`~unip_hub.models.segmenter.Segmenter`, so the
 ``backbone.*`` / ``neck.*`` weights of a trained segmenter load into any adapter unchanged. Features are the
@@ -11,53 +11,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-from torch import nn
-
-from unip_hub.models.vit import UnipViT
+from unip_hub.models.pyramid import ViTPyramid
 
 # The UNIP fine-tuning backbone (reference section 4): layer scale 1.0, drop-path 0.1, trainable 32x32 pos-embed.
 FINETUNE_DEFAULTS: dict[str, Any] = dict(img_size=512, drop_path_rate=0.1, init_values=1.0, pos_embed_trainable=True)
 NECKS = ("last", "multi")
-
-
-class ViTPyramid(nn.Module):
-    """A UNIP ViT and a neck: images (B, C_in, H, W) -> 4 maps (B, C, H/s, W/s) for strides 4, 8, 16, 32.
-
-    Args:
-        backbone: The ViT; blocks ``layers`` are read un-normalised.
-        neck: :class:`~unip_hub.necks.LastLayerFPN` or :class:`~unip_hub.necks.MultiLayerFPN`.
-        layers: 0-based blocks fed to the neck (one for LL-FPN, four for the multi-layer FPN).
-    """
-
-    def __init__(self, backbone: UnipViT, neck: nn.Module, layers: Sequence[int]) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.neck = neck
-        self.layers = [int(i) % backbone.depth for i in layers]
-        wanted = getattr(neck, "num_inputs", len(self.layers))
-        if wanted != len(self.layers) or self.layers != sorted(set(self.layers)):
-            raise ValueError(f"{type(neck).__name__} takes {wanted} distinct increasing blocks, got "
-                             f"layers={list(layers)}")
-        self.level_channels: list[int] = list(neck.out_channels)
-        self.strides: list[int] = list(neck.strides)
-
-    @property
-    def out_channels(self) -> list[int]:
-        """Channels of the four levels (all C)."""
-        return self.level_channels
-
-    @property
-    def embed_dim(self) -> int:
-        return self.backbone.embed_dim
-
-    def block_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, C_in, H, W) -> len(layers) x (B, C, H/16, W/16), tokens before the final norm."""
-        return list(self.backbone.get_intermediate_layers(x, n=self.layers, reshape=True, norm=False))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, C_in, H, W), H and W multiples of 16 -> [(B, C, H/4, W/4), ..., (B, C, H/32, W/32)]."""
-        return list(self.neck(self.block_maps(x)))
 
 
 def build_pyramid(

@@ -20,12 +20,13 @@ from torch import nn
 
 from unip_hub.data.transforms import SEG_MEAN, SEG_STD
 from unip_hub.inference.slide import slide_logits
+from unip_hub.models.pyramid import ViTPyramid
 from unip_hub.models.vit import UnipViT
 
 ImageLike = str | os.PathLike | np.ndarray | torch.Tensor | Any  # Any: PIL.Image.Image (not imported here)
 
 
-class Segmenter(nn.Module):
+class Segmenter(ViTPyramid):
     """Backbone + neck + decode head (+ auxiliary head for training).
 
     Args:
@@ -58,18 +59,9 @@ class Segmenter(nn.Module):
         std: float = SEG_STD,
         align_corners: bool = False,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.neck = neck
+        super().__init__(backbone, neck, layers)
         self.decode_head = decode_head
         self.auxiliary_head = auxiliary_head
-        self.layers = [backbone.depth - 1] if layers is None else [int(i) % backbone.depth for i in layers]
-        if len(set(self.layers)) != len(self.layers) or self.layers != sorted(self.layers):
-            raise ValueError(f"layers must be distinct and increasing block indices, got {list(layers or [])}")
-        wanted = getattr(neck, "num_inputs", None)
-        if wanted is not None and wanted != len(self.layers):
-            raise ValueError(f"{type(neck).__name__} takes {wanted} maps but layers={self.layers} gives "
-                             f"{len(self.layers)}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         if palette is not None and len(palette) < num_classes:
@@ -106,17 +98,9 @@ class Segmenter(nn.Module):
         ph, pw = -x.shape[-2] % p, -x.shape[-1] % p
         return F.pad(x, (0, pw, 0, ph)) if ph or pw else x  # zeros = mean gray after normalisation
 
-    def _backbone_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        # (B, C_in, H, W) -> len(layers) x (B, C, H/16, W/16), tokens before the final norm; later blocks not run
-        return list(self.backbone.get_intermediate_layers(x, n=self.layers, reshape=True, norm=False))
-
-    def _pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps = self._backbone_maps(x)
-        return maps if self.neck is None else list(self.neck(maps))
-
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The heads' input: the neck's pyramid (or the backbone maps without a neck) of padded ``x``."""
-        return self._pyramid(self._pad(x))
+        return self.pyramid(self._pad(x))
 
     def _upsample(self, logits: torch.Tensor, padded: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
         logits = F.interpolate(logits, size=padded, mode="bilinear", align_corners=self.align_corners)
@@ -126,7 +110,7 @@ class Segmenter(nn.Module):
         """Normalised images (B, C_in, H, W), any H and W -> logits (B, K, H, W)."""
         size = tuple(x.shape[-2:])
         xp = self._pad(x)
-        logits = self.decode_head(self._pyramid(xp))  # (B, K, H_pad/4, W_pad/4)
+        logits = self.decode_head(self.pyramid(xp))  # (B, K, H_pad/4, W_pad/4)
         return self._upsample(logits, tuple(xp.shape[-2:]), size)
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -134,7 +118,7 @@ class Segmenter(nn.Module):
         size = tuple(x.shape[-2:])
         xp = self._pad(x)
         padded = tuple(xp.shape[-2:])
-        feats = self._pyramid(xp)
+        feats = self.pyramid(xp)
         logits = self._upsample(self.decode_head(feats), padded, size)
         aux = self._upsample(self.auxiliary_head(feats), padded, size) if self.auxiliary_head is not None else None
         return logits, aux
