@@ -9,6 +9,7 @@ from timm.layers import DropPath, LayerScale, Mlp
 from torch import nn
 
 from unip_hub.layers.attention import Attention
+from unip_hub.layers.onednn import onednn_linear, use_onednn
 
 
 class Block(nn.Module):
@@ -47,8 +48,15 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, init_values) if init_values is not None else nn.Identity()
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        mlp = self.mlp
+        if use_onednn(x, (mlp.drop1.p + mlp.drop2.p) * self.training) and isinstance(mlp.norm, nn.Identity) \
+                and isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none":  # CPU inference: layers/onednn.py
+            return onednn_linear(onednn_linear(x, mlp.fc1, gelu=True), mlp.fc2)  # (B, N, C) -> (B, N, 4C) -> (B, N, C)
+        return mlp(x)
+
     def _mlp_branch(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+        return x + self.drop_path2(self.ls2(self._mlp(self.norm2(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, C) -> (B, N, C) with fused attention."""
