@@ -167,3 +167,32 @@ def test_quick_benchmark_writes_every_field(tmp_path, capsys):
     assert "ours speed-up" in printed and "| case | variant |" in printed
     assert format_table(report).count("\n") > len(report["results"])
     assert format_markdown(report).count("\n") == 1 + sum(len(r["variants"]) for r in report["results"])
+
+
+def _ops(fn) -> set[str]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name for e in prof.events()}
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="oneDNN not built in")
+def test_cpu_inference_fast_path_is_taken_only_where_it_is_safe():
+    torch.manual_seed(0)
+    model = UnipViT(img_size=32, **TINY).eval()
+    x = torch.randn(2, 3, 32, 48)
+    standard = model.forward_features(x)  # autograd on: the standard path
+    assert "mkldnn::_linear_pointwise" not in _ops(lambda: model.forward_features(x))
+    with torch.inference_mode():
+        torch.testing.assert_close(model.forward_features(x), standard.detach(), atol=1e-5, rtol=1e-5)
+        assert "mkldnn::_linear_pointwise" in _ops(lambda: model.forward_features(x))
+        with torch.backends.mkldnn.flags(enabled=False):
+            assert "mkldnn::_linear_pointwise" not in _ops(lambda: model.forward_features(x))
+    dropout = UnipViT(img_size=32, **TINY).train()
+    dropout.blocks[0].attn.attn_drop = 0.1
+    with torch.no_grad():
+        ops = _ops(lambda: dropout.blocks[0](torch.randn(1, 5, 64)))
+        assert "mkldnn::_linear_pointwise" in ops  # the MLP has no dropout ...
+        assert "aten::scaled_dot_product_attention" in ops and "aten::addmm" in ops  # ... the attention keeps it
+    with torch.no_grad():  # autograd off, yet graph capture keeps the standard ops
+        program = torch.export.export(model, (torch.randn(2, 3, 32, 32),))
+    assert "mkldnn" not in str(program.graph), "exported graphs must keep the standard ops"
