@@ -20,7 +20,7 @@ def reference_tokens(sd: dict, x: torch.Tensor, heads: list[int], final_norm: bo
     b, _, h, wd = feats.shape
     tokens = feats.flatten(2).transpose(1, 2)
     pos = sd["pos_embed"]
-    side = int(math.isqrt(pos.shape[1] - 1))
+    side = math.isqrt(pos.shape[1] - 1)
     grid = pos[:, 1:].reshape(1, side, side, c).permute(0, 3, 1, 2)
     if (side, side) != (h, wd):
         grid = F.interpolate(grid, size=(h, wd), mode="bicubic", align_corners=False)

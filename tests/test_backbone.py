@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference_vit import reference_logits, reference_tokens
 
 import unip_hub
-from reference_vit import reference_logits, reference_tokens
 from unip_hub.models.vit import ARCHS, build_vit
 
 SIZES = [(224, 224), (512, 512), (480, 640)]
@@ -42,7 +42,8 @@ def test_distilled_last_heads_changes_only_the_split(official_tiny):
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert not torch.allclose(std.forward_features(x), dist.forward_features(x))
-        torch.testing.assert_close(std.get_intermediate_layers(x, n=[10])[0], dist.get_intermediate_layers(x, n=[10])[0])
+        block10 = std.get_intermediate_layers(x, n=[10])[0]
+        torch.testing.assert_close(block10, dist.get_intermediate_layers(x, n=[10])[0])
     with pytest.raises(ValueError, match="distilled"):
         unip_hub.unip_vit_tiny(last_heads="distilled")
     assert unip_hub.unip_vit_tiny(last_heads=12).blocks[-1].attn.num_heads == 12
@@ -91,7 +92,7 @@ def test_intermediate_layer_apis_agree():
 @pytest.mark.parametrize("shape", [(1, 3, 100, 224), (1, 3, 224, 230), (3, 224, 224), (1, 4, 224, 224)])
 def test_bad_input_shapes_raise_clear_errors(shape):
     model = build_vit("unip_vit_tiny", depth=1)
-    with pytest.raises(ValueError, match="multiple of the patch size|channels|batch"):
+    with pytest.raises(ValueError, match=r"multiple of the patch size|channels|batch"):
         model(torch.randn(*shape))
 
 

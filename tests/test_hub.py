@@ -52,7 +52,7 @@ def test_from_pretrained_is_strict(tmp_path):
     sd = load_file(str(tmp_path / "m" / "model.safetensors"))
     sd.pop("norm.weight")
     save_file(sd, str(tmp_path / "m" / "model.safetensors"))
-    with pytest.raises(ValueError, match="norm.weight"):
+    with pytest.raises(ValueError, match=r"norm\.weight"):
         UnipViT.from_pretrained(tmp_path / "m")
 
 

@@ -168,7 +168,7 @@ def test_truncated_and_empty_files(tmp_path, official_tiny):
     (tmp_path / "empty.pth").write_bytes(b"")
     (tmp_path / "trunc.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
     for name in ("trunc.pth", "empty.pth", "trunc.safetensors"):
-        with pytest.raises(CheckpointError, match="truncated|empty|corrupt"):
+        with pytest.raises(CheckpointError, match=r"truncated|empty|corrupt"):
             unip_hub.unip_vit_tiny(weights=tmp_path / name)
 
 

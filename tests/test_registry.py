@@ -59,8 +59,8 @@ def test_built_wheel_ships_the_registry(tmp_path):
                    check=True)
     # torch, timm, ... come from the test environment; the package itself only from the wheel
     (target / "_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    code = ("import unip_hub, json; assert unip_hub.__file__.startswith(%r), unip_hub.__file__; "
-            "print(json.dumps(unip_hub.list_weights()))" % str(target))
+    code = (f"import unip_hub, json; assert unip_hub.__file__.startswith({str(target)!r}), unip_hub.__file__; "
+            "print(json.dumps(unip_hub.list_weights()))")
     out = subprocess.run([py, "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
     assert json.loads(out) == unip_hub.list_weights()
     cli = subprocess.run([py, "-m", "unip_hub", "list"], cwd=tmp_path, check=True, capture_output=True, text=True)
