@@ -38,6 +38,11 @@ def test_flops_count_matmuls_and_cpu_fused_attention():
     q.requires_grad_(True)
     out = F.scaled_dot_product_attention(q, k, v)
     assert count_flops(lambda: out.sum().backward()) == 2 * fused
+    model = UnipViT(img_size=32, **TINY).eval()
+    img = torch.randn(2, 3, 32, 32)
+    standard = count_flops(lambda: model(img))  # autograd on: aten linears
+    with torch.inference_mode():  # the oneDNN fast path is counted the same
+        assert count_flops(lambda: model(img)) == standard
 
 
 def test_peak_memory_sees_the_largest_live_tensor():
@@ -196,3 +201,59 @@ def test_cpu_inference_fast_path_is_taken_only_where_it_is_safe():
     with torch.no_grad():  # autograd off, yet graph capture keeps the standard ops
         program = torch.export.export(model, (torch.randn(2, 3, 32, 32),))
     assert "mkldnn" not in str(program.graph), "exported graphs must keep the standard ops"
+
+
+def test_block_training_recomputes_gelu_with_identical_gradients():
+    from unip_hub.layers import Block
+    from unip_hub.layers.gelu_linear import gelu_linear
+
+    torch.manual_seed(0)
+    blk = Block(64, 2, init_values=0.5).train()
+    x = torch.randn(2, 9, 64, requires_grad=True)
+    results = []
+    for recompute in (True, False):
+        blk.zero_grad()
+        x.grad = None
+        if recompute:
+            out = blk(x)
+        else:  # the plain timm MLP: autograd keeps GELU's output
+            h = x + blk.ls1(blk.attn(blk.norm1(x)))
+            out = h + blk.ls2(blk.mlp(blk.norm2(h)))
+        out.pow(2).sum().backward()
+        results.append((out.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in blk.named_parameters()}))
+    (o1, gx1, gp1), (o2, gx2, gp2) = results
+    torch.testing.assert_close(o1, o2, atol=0, rtol=0)
+    torch.testing.assert_close(gx1, gx2, atol=1e-6, rtol=1e-5)
+    for n in gp2:
+        torch.testing.assert_close(gp1[n], gp2[n], atol=1e-5, rtol=1e-5, msg=n)
+    h = torch.randn(3, 16, requires_grad=True)
+    w = torch.randn(4, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: gradients in the parameters' dtype
+        gelu_linear(h, w).float().sum().backward()
+    assert h.grad.dtype == w.grad.dtype == torch.float32
+    g = torch.autograd.grad(gelu_linear(h, w).sum(), h, create_graph=True)[0]
+    with pytest.raises(RuntimeError):  # not twice differentiable: an error, never a silent zero
+        g.sum().backward()
+
+
+def test_student_training_memory_is_below_the_plain_mlp(monkeypatch):
+    from unip_hub.layers import Block
+    from unip_hub.layers.onednn import graph_capture
+
+    torch.manual_seed(0)
+    model = UnipViT(img_size=32, embed_dim=64, depth=3, num_heads=2).train()
+    x = torch.randn(4, 3, 64, 64)
+    assert not graph_capture()
+
+    def held(fn):
+        out = {}
+        peak = peak_memory_bytes(lambda: out.setdefault("loss", fn()))
+        out.clear()
+        return peak
+
+    ours = held(lambda: model.forward_features(x).sum())
+    hidden = 4 * (1 + 16) * 256 * 4  # one (B, N, 4C) float tensor per block
+    monkeypatch.setattr(Block, "_mlp", lambda self, t: self.mlp(t))  # the same model with the plain timm MLP
+    plain = held(lambda: model.forward_features(x).sum())
+    # three GELU outputs no longer kept, less the one transient GELU output of the last block's forward
+    assert plain - ours >= 2 * hidden

@@ -3,14 +3,14 @@
 Every figure is measured so it can be compared within one run on a noisy machine:
 
 - FLOPs: :class:`torch.utils.flop_counter.FlopCounterMode` over one call (matmuls, convolutions and attention;
-  the CPU flash-attention kernel is added to its table here, forward and backward).
+  the CPU flash-attention kernel, forward and backward, and the fused oneDNN linear are added to its table here).
 - Peak: a large square ``torch.mm`` of the benchmark dtype, timed **in every round** between the measured calls,
   so the fraction of peak of round r divides by the peak of round r (the load of the other processes cancels).
 - Latency: median over rounds after warm-up; the variants of a case are interleaved and their order rotates.
 - Peak memory: CUDA ``max_memory_allocated`` minus the memory held before the call; on CPU the allocations and
-  frees seen by the PyTorch profiler (``profile_memory=True``) during one call, replayed in time order -- the
-  largest amount of tensor memory the call held at once. Memory of BLAS / oneDNN scratch buffers, which does not
-  go through PyTorch's allocator, is not included.
+  frees seen by the PyTorch profiler (``profile_memory=True``) during one call, replayed in time order (frees of
+  blocks allocated before the call are ignored) -- the largest amount of tensor memory the call held at once
+  beyond what it started with. BLAS / oneDNN scratch buffers outside PyTorch's allocator are not included.
 """
 
 from __future__ import annotations
@@ -47,8 +47,14 @@ def _sdpa_cpu_backward_flops(grad_out: torch.Tensor, query: torch.Tensor, key: t
     return 2 * _sdpa_cpu_flops(query, key, value)
 
 
-_sdpa_cpu_flops._get_raw = True  # type: ignore[attr-defined]  # called with tensors, not shapes
-_sdpa_cpu_backward_flops._get_raw = True  # type: ignore[attr-defined]
+def _onednn_linear_flops(x: torch.Tensor, weight: torch.Tensor, *args: Any, out_val: Any = None, **kwargs: Any
+                         ) -> int:
+    # (M, K) x (N, K)^T: the fused CPU linear of unip_hub.layers.onednn (bias and GELU not counted, as for addmm)
+    return 2 * x.numel() // x.shape[-1] * x.shape[-1] * weight.shape[0]
+
+
+for _f in (_sdpa_cpu_flops, _sdpa_cpu_backward_flops, _onednn_linear_flops):
+    _f._get_raw = True  # type: ignore[attr-defined]  # called with tensors, not shapes
 
 
 def _extra_flop_formulas() -> dict:
@@ -58,6 +64,9 @@ def _extra_flop_formulas() -> dict:
         extra[aten._scaled_dot_product_flash_attention_for_cpu] = _sdpa_cpu_flops
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
         extra[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _sdpa_cpu_backward_flops
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    if mkldnn is not None and hasattr(mkldnn, "_linear_pointwise"):
+        extra[mkldnn._linear_pointwise] = _onednn_linear_flops
     return extra
 
 
@@ -157,17 +166,32 @@ def time_interleaved(
 
 
 # --------------------------------------------------------------------------------------------------------- memory
+def _allocations(prof: Any) -> list[tuple[int, int, int]]:
+    """(time, pointer, signed size) of every CPU allocation and free the profiler recorded."""
+    out, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        fields = node.extra_fields
+        if type(fields).__name__.endswith("Allocation") and str(fields.device).startswith("cpu"):
+            out.append((node.start_time_ns, fields.ptr, fields.alloc_size))
+    return sorted(out)
+
+
 def _cpu_peak_bytes(fn: Callable[[], Any]) -> int:
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = [e for e in prof.profiler.kineto_results.events()
-              if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")]
+    live: dict[int, int] = {}  # blocks allocated during the call; frees of older blocks are not ours to count
     current = highest = 0
-    for e in sorted(events, key=lambda e: e.start_ns()):
-        current += e.nbytes()
-        highest = max(highest, current)
+    for _, ptr, size in _allocations(prof):
+        if size > 0:
+            live[ptr] = size
+            current += size
+            highest = max(highest, current)
+        elif ptr in live:
+            current -= live.pop(ptr)
     return highest
 
 

@@ -9,7 +9,8 @@ from timm.layers import DropPath, LayerScale, Mlp
 from torch import nn
 
 from unip_hub.layers.attention import Attention
-from unip_hub.layers.onednn import onednn_linear, use_onednn
+from unip_hub.layers.gelu_linear import gelu_linear
+from unip_hub.layers.onednn import graph_capture, onednn_linear, use_onednn
 
 
 class Block(nn.Module):
@@ -50,9 +51,12 @@ class Block(nn.Module):
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         mlp = self.mlp
-        if use_onednn(x, (mlp.drop1.p + mlp.drop2.p) * self.training) and isinstance(mlp.norm, nn.Identity) \
-                and isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none":  # CPU inference: layers/onednn.py
+        plain = isinstance(mlp.norm, nn.Identity) and isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none"
+        if plain and use_onednn(x, (mlp.drop1.p + mlp.drop2.p) * self.training):  # CPU inference: layers/onednn.py
             return onednn_linear(onednn_linear(x, mlp.fc1, gelu=True), mlp.fc2)  # (B, N, C) -> (B, N, 4C) -> (B, N, C)
+        if plain and torch.is_grad_enabled() and not (self.training and mlp.drop1.p > 0) and not graph_capture():
+            # training: only fc1's output is kept for the backward pass, GELU is recomputed there (gelu_linear.py)
+            return mlp.drop2(gelu_linear(mlp.fc1(x), mlp.fc2.weight, mlp.fc2.bias))
         return mlp(x)
 
     def _mlp_branch(self, x: torch.Tensor) -> torch.Tensor:

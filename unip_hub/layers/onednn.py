@@ -23,7 +23,8 @@ def _autocast_on() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
-def _graph_capture() -> bool:
+def graph_capture() -> bool:
+    """Whether a graph is being captured (scripting, tracing, exporting, compiling): keep the standard ops."""
     return (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
             or torch.compiler.is_exporting())
 
@@ -33,7 +34,7 @@ def use_onednn(x: torch.Tensor, dropout: float = 0.0) -> bool:
     the caller's layers (training mode), which this path does not apply."""
     return (_OP is not None and dropout == 0 and not torch.is_grad_enabled() and x.device.type == "cpu"
             and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and not _autocast_on() and not _graph_capture())
+            and not _autocast_on() and not graph_capture())
 
 
 def onednn_linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tensor:
