@@ -40,9 +40,11 @@ def test_flops_count_matmuls_and_cpu_fused_attention():
     assert count_flops(lambda: out.sum().backward()) == 2 * fused
     model = UnipViT(img_size=32, **TINY).eval()
     img = torch.randn(2, 3, 32, 32)
-    standard = count_flops(lambda: model(img))  # autograd on: aten linears
-    with torch.inference_mode():  # the oneDNN fast path is counted the same
-        assert count_flops(lambda: model(img)) == standard
+    with torch.inference_mode():  # 2 blocks: qkv, proj, fc1, fc2 on 1 + 4 tokens; attention; 2x2 patch conv
+        linears = 2 * (2 * 2 * 5 * (64 * 192 + 64 * 64 + 64 * 256 + 256 * 64))  # blocks x (2 B N K N_out)
+        attention = 2 * (2 * 2 * 2 * 5 * 5 * (32 + 32))  # blocks x (2 B H N N (D + D))
+        conv = 2 * 2 * 4 * 64 * 3 * 16 * 16
+        assert count_flops(lambda: model(img)) == linears + attention + conv
 
 
 def test_peak_memory_sees_the_largest_live_tensor():
@@ -174,35 +176,6 @@ def test_quick_benchmark_writes_every_field(tmp_path, capsys):
     assert format_markdown(report).count("\n") == 1 + sum(len(r["variants"]) for r in report["results"])
 
 
-def _ops(fn) -> set[str]:
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return {e.name for e in prof.events()}
-
-
-@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="oneDNN not built in")
-def test_cpu_inference_fast_path_is_taken_only_where_it_is_safe():
-    torch.manual_seed(0)
-    model = UnipViT(img_size=32, **TINY).eval()
-    x = torch.randn(2, 3, 32, 48)
-    standard = model.forward_features(x)  # autograd on: the standard path
-    assert "mkldnn::_linear_pointwise" not in _ops(lambda: model.forward_features(x))
-    with torch.inference_mode():
-        torch.testing.assert_close(model.forward_features(x), standard.detach(), atol=1e-5, rtol=1e-5)
-        assert "mkldnn::_linear_pointwise" in _ops(lambda: model.forward_features(x))
-        with torch.backends.mkldnn.flags(enabled=False):
-            assert "mkldnn::_linear_pointwise" not in _ops(lambda: model.forward_features(x))
-    dropout = UnipViT(img_size=32, **TINY).train()
-    dropout.blocks[0].attn.attn_drop = 0.1
-    with torch.no_grad():
-        ops = _ops(lambda: dropout.blocks[0](torch.randn(1, 5, 64)))
-        assert "mkldnn::_linear_pointwise" in ops  # the MLP has no dropout ...
-        assert "aten::scaled_dot_product_attention" in ops and "aten::addmm" in ops  # ... the attention keeps it
-    with torch.no_grad():  # autograd off, yet graph capture keeps the standard ops
-        program = torch.export.export(model, (torch.randn(2, 3, 32, 32),))
-    assert "mkldnn" not in str(program.graph), "exported graphs must keep the standard ops"
-
-
 def test_block_training_recomputes_gelu_with_identical_gradients():
     from unip_hub.layers import Block
     from unip_hub.layers.gelu_linear import gelu_linear
@@ -238,12 +211,10 @@ def test_block_training_recomputes_gelu_with_identical_gradients():
 
 def test_student_training_memory_is_below_the_plain_mlp(monkeypatch):
     from unip_hub.layers import Block
-    from unip_hub.layers.onednn import graph_capture
 
     torch.manual_seed(0)
     model = UnipViT(img_size=32, embed_dim=64, depth=3, num_heads=2).train()
     x = torch.randn(4, 3, 64, 64)
-    assert not graph_capture()
 
     def held(fn):
         out = {}

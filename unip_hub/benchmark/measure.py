@@ -3,7 +3,7 @@
 Every figure is measured so it can be compared within one run on a noisy machine:
 
 - FLOPs: :class:`torch.utils.flop_counter.FlopCounterMode` over one call (matmuls, convolutions and attention;
-  the CPU flash-attention kernel, forward and backward, and the fused oneDNN linear are added to its table here).
+  the CPU flash-attention kernel is added to its table here, forward and backward).
 - Peak: a large square ``torch.mm`` of the benchmark dtype, timed **in every round** between the measured calls,
   so the fraction of peak of round r divides by the peak of round r (the load of the other processes cancels).
 - Latency: median over rounds after warm-up; the variants of a case are interleaved and their order rotates.
@@ -47,13 +47,7 @@ def _sdpa_cpu_backward_flops(grad_out: torch.Tensor, query: torch.Tensor, key: t
     return 2 * _sdpa_cpu_flops(query, key, value)
 
 
-def _onednn_linear_flops(x: torch.Tensor, weight: torch.Tensor, *args: Any, out_val: Any = None, **kwargs: Any
-                         ) -> int:
-    # (M, K) x (N, K)^T: the fused CPU linear of unip_hub.layers.onednn (bias and GELU not counted, as for addmm)
-    return 2 * x.numel() // x.shape[-1] * x.shape[-1] * weight.shape[0]
-
-
-for _f in (_sdpa_cpu_flops, _sdpa_cpu_backward_flops, _onednn_linear_flops):
+for _f in (_sdpa_cpu_flops, _sdpa_cpu_backward_flops):
     _f._get_raw = True  # type: ignore[attr-defined]  # called with tensors, not shapes
 
 
@@ -64,9 +58,6 @@ def _extra_flop_formulas() -> dict:
         extra[aten._scaled_dot_product_flash_attention_for_cpu] = _sdpa_cpu_flops
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
         extra[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _sdpa_cpu_backward_flops
-    mkldnn = getattr(torch.ops, "mkldnn", None)
-    if mkldnn is not None and hasattr(mkldnn, "_linear_pointwise"):
-        extra[mkldnn._linear_pointwise] = _onednn_linear_flops
     return extra
 
 

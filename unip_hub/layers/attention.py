@@ -12,8 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unip_hub.layers.onednn import onednn_linear, use_onednn
-
 
 class Attention(nn.Module):
     """Pre-softmax scaled dot-product attention with the MAE/timm parameter names ``qkv`` and ``proj``.
@@ -53,10 +51,6 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fused attention. ``x``: (B, N, C) -> (B, N, C)."""
-        if use_onednn(x, (self.attn_drop + self.proj_drop.p) * self.training):  # CPU inference: layers/onednn.py
-            q, k, v = self._heads(onednn_linear(x, self.qkv), 3).unbind(0)
-            out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, D)
-            return onednn_linear(out.transpose(1, 2).reshape(x.shape), self.proj)
         q, k, v = self._heads(self.qkv(x), 3).unbind(0)
         drop = self.attn_drop if self.training else 0.0
         return self._merge(F.scaled_dot_product_attention(q, k, v, dropout_p=drop))

@@ -10,7 +10,12 @@ from torch import nn
 
 from unip_hub.layers.attention import Attention
 from unip_hub.layers.gelu_linear import gelu_linear
-from unip_hub.layers.onednn import graph_capture, onednn_linear, use_onednn
+
+
+def _graph_capture() -> bool:
+    """Scripting, tracing, exporting or compiling: graphs keep the standard ops."""
+    return (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or torch.compiler.is_exporting())
 
 
 class Block(nn.Module):
@@ -50,11 +55,10 @@ class Block(nn.Module):
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, N, C) -> (B, N, C)
         mlp = self.mlp
         plain = isinstance(mlp.norm, nn.Identity) and isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none"
-        if plain and use_onednn(x, (mlp.drop1.p + mlp.drop2.p) * self.training):  # CPU inference: layers/onednn.py
-            return onednn_linear(onednn_linear(x, mlp.fc1, gelu=True), mlp.fc2)  # (B, N, C) -> (B, N, 4C) -> (B, N, C)
-        if plain and torch.is_grad_enabled() and not (self.training and mlp.drop1.p > 0) and not graph_capture():
+        if plain and torch.is_grad_enabled() and not (self.training and mlp.drop1.p > 0) and not _graph_capture():
             # training: only fc1's output is kept for the backward pass, GELU is recomputed there (gelu_linear.py)
             return mlp.drop2(gelu_linear(mlp.fc1(x), mlp.fc2.weight, mlp.fc2.bias))
         return mlp(x)
