@@ -88,7 +88,7 @@ class SegmenterForExport(nn.Module):
         hp, wp = (h + p - 1) // p * p, (w + p - 1) // p * p
         xp = F.pad(x, (0, wp - w, 0, hp - h))  # (B, C_in, H, W) -> (B, C_in, H_pad, W_pad), zeros = mean gray
         maps = list(seg.backbone.get_intermediate_layers(xp, n=seg.layers, reshape=True, norm=False))
-        feats = maps if seg.neck is None else list(seg.neck(maps))
+        feats = maps if seg.neck is None else list(seg.neck(maps))  # NCHW (channels-last strides add shape guards)
         logits = seg.decode_head(feats)  # (B, K, H_pad/4, W_pad/4)
         logits = F.interpolate(logits, size=(hp, wp), mode="bilinear", align_corners=seg.align_corners)
         rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)

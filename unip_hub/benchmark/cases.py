@@ -107,9 +107,13 @@ def backbone_case(arch: str, size: int, batch: int, settings: Settings, baseline
 
 # ------------------------------------------------------------------------------------------------------ segmenter
 def segmenter_case(arch: str, mode: str, hw: tuple[int, int], batch: int, settings: Settings,
-                   baselines: ModuleType | None, crop: int = 512, stride: int = 341, batch_windows: int = 8,
+                   baselines: ModuleType | None, crop: int = 512, stride: int = 341, batch_windows: int | None = None,
                    num_classes: int = 21, **overrides: Any) -> Case:
-    """LL-FPN + UPerNet logits of ``arch`` at ``hw``, ``mode`` ``whole`` or ``slide`` (windows ``crop``/``stride``)."""
+    """LL-FPN + UPerNet logits of ``arch`` at ``hw``, ``mode`` ``whole`` or ``slide`` (windows ``crop``/``stride``).
+
+    ``batch_windows`` default: every window in one pass on a GPU, one window per pass on the CPU (measured faster
+    there: two stacked 480 x 512 windows run the stride-4 UPerNet convs out of cache).
+    """
     from unip_hub.hub.segmenters import create_segmenter
 
     if mode not in ("whole", "slide"):
@@ -118,6 +122,8 @@ def segmenter_case(arch: str, mode: str, hw: tuple[int, int], batch: int, settin
     seg = create_segmenter(arch, num_classes=num_classes, img_size=crop, aux=False, **overrides)
     seg = seg.eval().to(settings.device)
     x = _images(batch, hw, settings)
+    if batch_windows is None:
+        batch_windows = 8 if torch.device(settings.device).type == "cuda" else 1
     if mode == "whole":
         ours_fn = seg
     else:
