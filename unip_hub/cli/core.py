@@ -10,11 +10,11 @@ from pathlib import Path
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from unip_hub.hub.registry import _entries, list_models
+    from unip_hub.hub.registry import get_weights_entry, list_models, list_weights
 
     print(f"{'architecture':<16} {'weights':<28} {'teacher (layer)':<24} {'FT mIoU':>8} {'LP mIoU':>8}")
     for arch in list_models():
-        entries = [e for e in _entries() if e.arch == arch]
+        entries = [get_weights_entry(arch, name) for name in list_weights(arch)]
         if not entries:
             print(f"{arch:<16} {'(no released weights)':<28}")
         for e in entries:
@@ -24,19 +24,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from unip_hub.hub.registry import get_weights_entry, list_models
+    from unip_hub.hub.registry import get_weights_entry, list_models, list_weights
     from unip_hub.models.vit import ARCHS
 
     name = args.name
     if name in list_models():
         spec = ARCHS[name]
         info = {"arch": name, "embed_dim": spec.embed_dim, "depth": spec.depth, "num_heads": spec.num_heads,
-                "weights": [w for w in __import__("unip_hub").list_weights(name)]}
+                "weights": list_weights(name)}
     else:
         arch, _, tag = name.partition(".")
         if not tag:
             raise ValueError(f"unknown name {name!r}: give an architecture ({list_models()}) or arch.tag")
-        info = get_weights_entry(arch, tag).to_dict() | {"url": get_weights_entry(arch, tag).url}
+        entry = get_weights_entry(arch, tag)
+        info = entry.to_dict() | {"url": entry.url}
     print(json.dumps(info, indent=2, default=list))
     return 0
 
