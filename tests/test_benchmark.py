@@ -144,6 +144,8 @@ def test_config_refuses_bad_settings(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             BenchConfig(device="cuda").validate()
+    with pytest.raises(ValueError, match="--compile --max-autotune"):
+        BenchConfig(max_autotune=True).validate()
     with pytest.raises(FileNotFoundError, match="baselines file"):
         load_baselines(tmp_path / "missing.py")
 

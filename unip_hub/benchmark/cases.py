@@ -43,12 +43,17 @@ class Case:
 
 @dataclass(frozen=True)
 class Settings:
-    """How the cases run: device, dtype (``torch.autocast`` for bf16/fp16), ``torch.compile``, and tiny models."""
+    """How the cases run: device, dtype (``torch.autocast`` for bf16/fp16), ``torch.compile``, and tiny models.
+
+    ``compile`` compiles every inference variant with :func:`unip_hub.inference.compile_for_inference` (weights
+    frozen into the graph), ``max_autotune`` with autotuned matmuls too.
+    """
 
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
     compile: bool = False
     quick: bool = False
+    max_autotune: bool = False
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
@@ -61,14 +66,26 @@ def _params(*modules: nn.Module) -> int:
 
 
 def _inference(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, settings: Settings, ours: bool) -> Callable[[], Any]:
-    """One eval call: ours under ``torch.inference_mode`` (our fast path), baselines under ``no_grad`` as they run."""
-    fn = torch.compile(fn) if settings.compile else fn
+    """One eval call: ours under ``torch.inference_mode`` (our fast path), baselines under ``no_grad`` as they run.
+
+    With ``settings.compile`` the call runs the compiled ``fn``; its ``eager`` attribute is the same call uncompiled
+    (FLOPs are counted on it).
+    """
     grad_off = torch.inference_mode if ours else torch.no_grad
 
-    def call() -> Any:
-        with grad_off(), settings.autocast():
-            return fn(x)
+    def make(f: Callable[[torch.Tensor], Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            with grad_off(), settings.autocast():
+                return f(x)
 
+        return call
+
+    if not settings.compile:
+        return make(fn)
+    from unip_hub.inference.compile import compile_for_inference
+
+    call = make(compile_for_inference(fn, max_autotune=settings.max_autotune))
+    call.eager = make(fn)  # type: ignore[attr-defined]
     return call
 
 

@@ -2,8 +2,9 @@
 
 Every figure is measured so it can be compared within one run on a noisy machine:
 
-- FLOPs: :class:`torch.utils.flop_counter.FlopCounterMode` over one call (matmuls, convolutions and attention;
-  the CPU flash-attention kernel is added to its table here, forward and backward).
+- FLOPs: :class:`torch.utils.flop_counter.FlopCounterMode` over one eager call (matmuls, convolutions and attention;
+  the CPU flash-attention kernel and the in-place ``addmm_`` are added to its table here). Compiled variants are
+  counted on their eager function: a compiled graph's own kernels are invisible to the counter.
 - Peak: a large square ``torch.mm`` of the benchmark dtype, timed **in every round** between the measured calls,
   so the fraction of peak of round r divides by the peak of round r (the load of the other processes cancels).
 - Latency: median over rounds after warm-up; the variants of a case are interleaved and their order rotates.
@@ -47,13 +48,19 @@ def _sdpa_cpu_backward_flops(grad_out: torch.Tensor, query: torch.Tensor, key: t
     return 2 * _sdpa_cpu_flops(query, key, value)
 
 
+def _addmm_inplace_flops(self_shape: Any, a_shape: Any, b_shape: Any, *args: Any, out_shape: Any = None,
+                         **kwargs: Any) -> int:
+    # x.addmm_(a, b): (M, K) @ (K, N) accumulated into x, counted like addmm
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
 for _f in (_sdpa_cpu_flops, _sdpa_cpu_backward_flops):
     _f._get_raw = True  # type: ignore[attr-defined]  # called with tensors, not shapes
 
 
 def _extra_flop_formulas() -> dict:
     aten = torch.ops.aten
-    extra = {}
+    extra = {aten.addmm_: _addmm_inplace_flops}  # the residual adds of Block's inference path
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
         extra[aten._scaled_dot_product_flash_attention_for_cpu] = _sdpa_cpu_flops
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):

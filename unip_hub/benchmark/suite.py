@@ -41,7 +41,8 @@ class BenchConfig:
         archs: Backbone sizes for the backbone and segmenter cases.
         device: ``cpu`` or ``cuda``.
         dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; fp16 needs CUDA).
-        compile: ``torch.compile`` every inference variant (ours and baselines alike).
+        compile: ``torch.compile`` every inference variant (ours and baselines alike), weights frozen.
+        max_autotune: With ``compile``, also autotune the matmul kernels.
         rounds: Timed rounds per case; medians are reported.
         warmup: Untimed rounds first.
         batch_224: Batch of the backbone cases at 224 (and of the distillation step).
@@ -63,6 +64,7 @@ class BenchConfig:
     quick: bool = False
     baselines: str | None = None
     memory: bool = True
+    max_autotune: bool = False
 
     def validate(self) -> None:
         bad = [g for g in self.groups if g not in GROUPS]
@@ -80,6 +82,8 @@ class BenchConfig:
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
         if self.dtype == "fp16" and dev.type != "cuda":
             raise ValueError("fp16 autocast is a GPU setting; on the CPU use --dtype fp32 or bf16")
+        if self.max_autotune and not self.compile:
+            raise ValueError("max_autotune applies to compiled variants: pass --compile --max-autotune")
         if min(self.rounds, self.batch_224, self.batch_512) < 1 or self.warmup < 0:
             raise ValueError("rounds and batches must be >= 1 and warmup >= 0")
 
@@ -101,7 +105,7 @@ def load_baselines(path: str | os.PathLike | None = None) -> ModuleType | None:
 
 def build_cases(cfg: BenchConfig, baselines: ModuleType | None) -> Iterable[Case]:
     """The cases of ``cfg``, built lazily one at a time (so only one set of models is in memory)."""
-    s = Settings(cfg.device, DTYPES[cfg.dtype], cfg.compile, cfg.quick)
+    s = Settings(cfg.device, DTYPES[cfg.dtype], cfg.compile, cfg.quick, cfg.max_autotune)
     if cfg.quick:  # toy sizes: 32/64 px backbones, a 64 px window sliding over 48 x 80
         if "backbone" in cfg.groups:
             for size in (32, 64):
@@ -129,7 +133,7 @@ def build_cases(cfg: BenchConfig, baselines: ModuleType | None) -> Iterable[Case
 def measure_case(case: Case, cfg: BenchConfig, peak: MatmulPeak) -> dict[str, Any]:
     """All figures of one case (see the module docstring)."""
     checks = case.check() if case.check is not None else {}
-    flops = {n: count_flops(fn) for n, fn in case.variants.items()}
+    flops = {n: count_flops(getattr(fn, "eager", fn)) for n, fn in case.variants.items()}
     timings = time_interleaved(case.variants, cfg.device, rounds=1 if cfg.quick else cfg.rounds,
                                warmup=0 if cfg.quick else cfg.warmup, peak=peak)
     variants = {}
@@ -157,7 +161,7 @@ def machine_info(cfg: BenchConfig) -> dict[str, Any]:
     info: dict[str, Any] = {"python": sys.version.split()[0], "torch": torch.__version__,
                             "platform": platform.platform(), "cpu_count": os.cpu_count(),
                             "torch_threads": torch.get_num_threads(), "device": cfg.device, "dtype": cfg.dtype,
-                            "compile": cfg.compile}
+                            "compile": cfg.compile, "max_autotune": cfg.max_autotune}
     try:
         info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                                  if line.startswith("model name"))

@@ -26,7 +26,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
     cfg = BenchConfig(groups=tuple(args.groups), archs=tuple(args.archs), device=args.device, dtype=args.dtype,
                       compile=args.compile, rounds=args.rounds, warmup=args.warmup, batch_224=args.batch_224,
-                      batch_512=args.batch_512, quick=args.quick, baselines=args.baselines, memory=not args.no_memory)
+                      batch_512=args.batch_512, quick=args.quick, baselines=args.baselines, memory=not args.no_memory,
+                      max_autotune=args.max_autotune)
     report = run_benchmark(cfg, out=args.out)
     if args.markdown:
         print(format_markdown(report))
@@ -83,7 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS), help="backbone sizes")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (fp16: GPU)")
-    p.add_argument("--compile", action="store_true", help="torch.compile every inference variant")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile every inference variant with frozen weights (compile_for_inference)")
+    p.add_argument("--max-autotune", action="store_true", help="with --compile: also autotune the matmul kernels")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds per case (medians)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     p.add_argument("--batch-224", type=int, default=8, help="batch at 224 (backbones, distillation step)")

@@ -55,6 +55,24 @@ class Attention(nn.Module):
         drop = self.attn_drop if self.training else 0.0
         return self._merge(F.scaled_dot_product_attention(q, k, v, dropout_p=drop))
 
+    def forward_inference(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused attention before the output projection, with the qkv bias folded out: (B, N, C) -> (B, N, C), bias.
+
+        Inference only (no dropout, no autograd needed). Of the qkv bias only the query part is added: the key bias
+        shifts every logit of a query by the same amount, which the softmax removes, and the value bias passes
+        through the attention unchanged (each row of weights sums to 1), so it is returned folded into the
+        projection bias, ``proj.bias + proj.weight @ v_bias``. Equal to ``forward`` up to rounding; the caller
+        applies ``proj`` as ``out @ proj.weight.T + bias``.
+        """
+        b, n, c = x.shape
+        q, k, v = self._heads(F.linear(x, self.qkv.weight), 3).unbind(0)  # (B, H, N, D): no bias pass over qkv
+        bias, proj_bias = self.qkv.bias, self.proj.bias
+        if bias is not None:
+            q = q + bias[:c].view(self.num_heads, 1, self.head_dim)  # the key bias cancels in the softmax
+            v_bias = self.proj.weight @ bias[2 * c:]  # the value bias passes through the attention: (C,)
+            proj_bias = v_bias if proj_bias is None else proj_bias + v_bias
+        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c), proj_bias
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-softmax logits ``q @ k^T * head_dim**-0.5`` of (B, N, C) tokens -> (B, heads, N, N).
 

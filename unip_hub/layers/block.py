@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from timm.layers import DropPath, LayerScale, Mlp
 from torch import nn
 
@@ -57,8 +58,8 @@ class Block(nn.Module):
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         # (B, N, C) -> (B, N, C)
         mlp = self.mlp
-        plain = isinstance(mlp.norm, nn.Identity) and isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none"
-        if plain and torch.is_grad_enabled() and not (self.training and mlp.drop1.p > 0) and not _graph_capture():
+        dropout = self.training and mlp.drop1.p > 0
+        if self._plain_mlp() and torch.is_grad_enabled() and not dropout and not _graph_capture():
             # training: only fc1's output is kept for the backward pass, GELU is recomputed there (gelu_linear.py)
             return mlp.drop2(gelu_linear(mlp.fc1(x), mlp.fc2.weight, mlp.fc2.bias))
         return mlp(x)
@@ -68,8 +69,46 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, C) -> (B, N, C) with fused attention."""
+        if self._inference_path(x):
+            return self._forward_inference(x)
         x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
         return self._mlp_branch(x)
+
+    def _plain_mlp(self) -> bool:
+        mlp = self.mlp
+        return isinstance(mlp.norm, nn.Identity) and isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none"
+
+    def _inference_path(self, x: torch.Tensor) -> bool:
+        """Eval, no autograd, no autocast, no graph capture, the standard sub-modules: :meth:`_forward_inference`."""
+        if self.training or torch.is_grad_enabled() or _graph_capture() or not self._plain_mlp():
+            return False
+        if torch.is_autocast_enabled(x.device.type) or x.dtype != self.mlp.fc2.weight.dtype:
+            return False
+        return all(isinstance(ls, (nn.Identity, LayerScale)) for ls in (self.ls1, self.ls2))
+
+    @staticmethod
+    def _residual(x: torch.Tensor, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  ls: nn.Module) -> torch.Tensor:
+        # x + ls(h @ weight.T + bias): (B, N, C), (B, N, K) -> a new (B, N, C) tensor (callers may keep x)
+        if isinstance(ls, LayerScale):
+            return torch.addcmul(x, F.linear(h, weight, bias), ls.gamma)  # one pass for scale and residual
+        out = (x + bias if bias is not None else x.clone()).contiguous()
+        out.view(-1, out.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), weight.t())  # residual add inside the matmul
+        return out
+
+    def _forward_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` in eval without autograd, with fewer passes over memory (same result up to rounding).
+
+        The residual adds run inside the output matmuls (``addmm_`` on ``x + bias``; with layer scale, one
+        ``addcmul``), the qkv bias is folded (:meth:`Attention.forward_inference`) and GELU runs in place;
+        drop-path and dropout are identities in eval.
+        """
+        n1, n2, fc1, fc2 = self.norm1, self.norm2, self.mlp.fc1, self.mlp.fc2
+        y = F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
+        out, proj_bias = self.attn.forward_inference(y)  # (B, N, C) before the projection
+        x = self._residual(x, out, self.attn.proj.weight, proj_bias, self.ls1)
+        h = F.linear(F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps), fc1.weight, fc1.bias)
+        return self._residual(x, torch.ops.aten.gelu_(h), fc2.weight, fc2.bias, self.ls2)  # h: (B, N, 4C)
 
     def forward_with_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like ``forward`` but with explicit attention; also returns the logits (B, heads, N, N)."""
