@@ -1,7 +1,8 @@
-"""The eval-without-autograd fast path of ``Block`` and ``compile_for_inference``.
+"""The fast paths that rewrite a computation: ``Block``'s eval path, ``ConvBNReLU.forward_concat``, compiling.
 
-The fast path (residual adds inside the output matmuls, folded qkv bias, GELU in place) must give what the standard
-path gives, leave every tensor a caller holds untouched, and be taken only where it is valid.
+The Block fast path (residual adds inside the output matmuls, folded qkv bias, GELU in place) must give what the
+standard path gives, leave every tensor a caller holds untouched, and be taken only where it is valid; the split
+fuse conv must equal the conv of the concatenation, gradients included.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from unip_hub.heads.conv import ConvBNReLU
 from unip_hub.inference import compile_for_inference
 from unip_hub.layers import Block
 from unip_hub.models.vit import UnipViT
@@ -90,3 +92,22 @@ def test_compile_for_inference_matches_eager_and_refuses_training():
     compiled = compile_for_inference(model.forward_features)
     with torch.inference_mode():
         torch.testing.assert_close(compiled(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
+
+
+def test_conv_of_a_concatenation_without_building_it():
+    torch.manual_seed(0)
+    unit = ConvBNReLU(12, 5, 3).eval()
+    with torch.no_grad():
+        unit.bn.running_mean.normal_()
+        unit.bn.running_var.uniform_(0.5, 2.0)
+    maps = [torch.randn(2, c, 7, 9, requires_grad=True) for c in (4, 3, 5)]
+    ref = unit(torch.cat(maps, dim=1))
+    out = unit.forward_concat(maps)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    inputs = [*maps, unit.conv.weight]
+    for a, b in zip(torch.autograd.grad(out.square().sum(), inputs), torch.autograd.grad(ref.square().sum(), inputs)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
+    with torch.inference_mode():
+        torch.testing.assert_close(unit.forward_concat(maps), ref.detach(), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="do not add up"):
+        unit.forward_concat(maps[:2])

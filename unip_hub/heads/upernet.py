@@ -63,7 +63,7 @@ class UPerHead(nn.Module):
     def psp_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pyramid pooling of the coarsest map: (B, C_top, h, w) -> (B, channels, h, w)."""
         outs = [x] + [self._resize(ppm(x), x.shape[2:]) for ppm in self.psp_modules]
-        return self.bottleneck(torch.cat(outs, dim=1))  # (B, C_top + S * channels, h, w) -> (B, channels, h, w)
+        return self.bottleneck.forward_concat(outs)  # (B, C_top + S * channels, h, w) -> (B, channels, h, w)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """List of maps (B, C_i, h_i, w_i), fine to coarse -> logits (B, K, h_0, w_0)."""
@@ -76,5 +76,5 @@ class UPerHead(nn.Module):
         outs = [conv(lat) for conv, lat in zip(self.fpn_convs, laterals[:-1])] + [laterals[-1]]
         size = outs[0].shape[2:]
         outs = [outs[0]] + [self._resize(o, size) for o in outs[1:]]
-        x = self.fpn_bottleneck(torch.cat(outs, dim=1))  # (B, L * channels, h_0, w_0) -> (B, channels, h_0, w_0)
+        x = self.fpn_bottleneck.forward_concat(outs)  # (B, L * channels, h_0, w_0) -> (B, channels, h_0, w_0)
         return self.conv_seg(self.dropout(x))  # (B, K, h_0, w_0)

@@ -28,6 +28,11 @@ from unip_hub.necks import LastLayerFPN, MultiLayerFPN
 
 HEADS = ("upernet", "linear")
 NECKS = ("last", "multi")
+# The UNIP fine-tuning backbone (reference section 4): a trainable 32x32 position grid at the 512 crop, drop-path
+# 0.1, layer scale 1.0. The keyword defaults of create_segmenter and every adapter's backbone come from here.
+FINETUNE_IMG_SIZE, FINETUNE_DROP_PATH, FINETUNE_LAYER_SCALE = 512, 0.1, 1.0
+FINETUNE_DEFAULTS: dict[str, Any] = dict(img_size=FINETUNE_IMG_SIZE, drop_path_rate=FINETUNE_DROP_PATH,
+                                         init_values=FINETUNE_LAYER_SCALE, pos_embed_trainable=True)
 _MULTI_LAYERS = {12: [3, 5, 7, 11], 24: [7, 11, 15, 23]}
 # keys a segmenter checkpoint may lack: the unused final norm, and BN counters of old PyTorch versions
 _ALLOW_MISSING = [r"backbone\.norm\.(weight|bias)", r".*\.num_batches_tracked"]
@@ -82,10 +87,10 @@ def create_segmenter(
     neck: str = "last",
     weights: WeightsArg = None,
     checkpoint: str | os.PathLike | None = None,
-    img_size: int = 512,
+    img_size: int = FINETUNE_IMG_SIZE,
     aux: bool | None = None,
-    drop_path_rate: float = 0.1,
-    init_values: float | None = 1.0,
+    drop_path_rate: float = FINETUNE_DROP_PATH,
+    init_values: float | None = FINETUNE_LAYER_SCALE,
     freeze_backbone: bool | None = None,
     class_names: Sequence[str] | None = None,
     palette: Sequence[Sequence[int]] | None = None,

@@ -11,11 +11,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from unip_hub.hub.segmenters import FINETUNE_DEFAULTS, NECKS
 from unip_hub.models.pyramid import ViTPyramid
 
-# The UNIP fine-tuning backbone (reference section 4): layer scale 1.0, drop-path 0.1, trainable 32x32 pos-embed.
-FINETUNE_DEFAULTS: dict[str, Any] = dict(img_size=512, drop_path_rate=0.1, init_values=1.0, pos_embed_trainable=True)
-NECKS = ("last", "multi")
+__all__ = ["FINETUNE_DEFAULTS", "NECKS", "build_pyramid"]
 
 
 def build_pyramid(
