@@ -8,6 +8,9 @@
   layer L in full and computes its logits a second time, and runs the student's last block in full although only
   its logits reach the loss; the segmenter runs sliding windows one at a time.
 
+The UPerNet head runs mmseg's way too: its two fuse convs read the channel concatenation of their inputs, built in
+memory (ours sums per-map convs instead: ``ConvBNReLU.forward_concat``).
+
 The research-style functions reuse our modules' parameters (``blk.attn.qkv``, ``blk.mlp`` ...), so weights are
 identical by construction. These are measuring sticks, not part of the package.
 """
@@ -114,6 +117,21 @@ def research_distill_loss(student: nn.Module, teacher: nn.Module, x: torch.Tenso
 
 
 # ----------------------------------------------------------------------------------------- research-style segmenter
+def _concat_fuse(unit: nn.Module, maps: list[torch.Tensor]) -> torch.Tensor:
+    return unit(torch.cat(maps, dim=1))  # mmseg: (B, sum C_i, H, W) written out, then one conv
+
+
+def research_head(head: nn.Module, feats: list[torch.Tensor]) -> torch.Tensor:
+    """The decode head with mmseg's concatenations (for UPerNet; other heads run as they are)."""
+    if not hasattr(type(head), "_fuse"):
+        return head(feats)
+    head._fuse = _concat_fuse  # an instance attribute shadows the class's per-map convs for this call only
+    try:
+        return head(feats)
+    finally:
+        del head._fuse
+
+
 def research_segmenter_whole(seg: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """mmseg ``whole_inference``: explicit-attention backbone -> LL-FPN -> heads -> bilinear resize; (B, K, H, W)."""
     b, _, h, w = x.shape
@@ -122,7 +140,7 @@ def research_segmenter_whole(seg: nn.Module, x: torch.Tensor) -> torch.Tensor:
     tokens = research_tokens(seg.backbone, xp)  # (B, 1 + N, C), before the final norm
     gh, gw = xp.shape[-2] // p, xp.shape[-1] // p
     fmap = tokens[:, 1:].transpose(1, 2).reshape(b, -1, gh, gw)  # (B, N, C) -> (B, C, H/16, W/16)
-    logits = seg.decode_head(seg.neck([fmap]))
+    logits = research_head(seg.decode_head, seg.neck([fmap]))
     logits = F.interpolate(logits, size=xp.shape[-2:], mode="bilinear", align_corners=seg.align_corners)
     return logits[:, :, :h, :w]
 

@@ -60,10 +60,15 @@ class UPerHead(nn.Module):
     def _resize(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=self.align_corners)
 
+    @staticmethod
+    def _fuse(unit: ConvBNReLU, maps: list[torch.Tensor]) -> torch.Tensor:
+        # the conv of the channel concatenation of maps, without building it (mmseg concatenates, same result)
+        return unit.forward_concat(maps)
+
     def psp_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pyramid pooling of the coarsest map: (B, C_top, h, w) -> (B, channels, h, w)."""
         outs = [x] + [self._resize(ppm(x), x.shape[2:]) for ppm in self.psp_modules]
-        return self.bottleneck.forward_concat(outs)  # (B, C_top + S * channels, h, w) -> (B, channels, h, w)
+        return self._fuse(self.bottleneck, outs)  # (B, C_top + S * channels, h, w) -> (B, channels, h, w)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """List of maps (B, C_i, h_i, w_i), fine to coarse -> logits (B, K, h_0, w_0)."""
@@ -76,5 +81,5 @@ class UPerHead(nn.Module):
         outs = [conv(lat) for conv, lat in zip(self.fpn_convs, laterals[:-1])] + [laterals[-1]]
         size = outs[0].shape[2:]
         outs = [outs[0]] + [self._resize(o, size) for o in outs[1:]]
-        x = self.fpn_bottleneck.forward_concat(outs)  # (B, L * channels, h_0, w_0) -> (B, channels, h_0, w_0)
+        x = self._fuse(self.fpn_bottleneck, outs)  # (B, L * channels, h_0, w_0) -> (B, channels, h_0, w_0)
         return self.conv_seg(self.dropout(x))  # (B, K, h_0, w_0)
