@@ -5,8 +5,9 @@ folded qkv bias; see :meth:`unip_hub.layers.Block._forward_inference`). Compilin
 remaining element-wise work (LayerNorm, GELU, biases, residual adds) into the neighbouring kernels, and with
 *freezing* it treats the weights as constants (constant folding, pre-packed matmul weights). With
 ``max_autotune`` it also times its own C++ matmul kernels against ATen's and keeps the faster, fusing the
-epilogues into them. Measured on a 2-core CPU (docs/performance.md): about 1.1x eager with freezing and
-1.15-1.2x with ``max_autotune``, after 15-60 s of compilation per input shape.
+epilogues into them. Measured on a 2-core CPU (docs/performance.md), ViT-T forward against eager in a two-variant
+A/B: 1.12x with freezing, 1.18x with ``max_autotune``, after 15-60 s of compilation per input shape (the
+three-variant benchmark suite did not show the gain).
 """
 
 from __future__ import annotations
