@@ -111,3 +111,19 @@ def test_conv_of_a_concatenation_without_building_it():
         torch.testing.assert_close(unit.forward_concat(maps), ref.detach(), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="do not add up"):
         unit.forward_concat(maps[:2])
+
+
+@pytest.mark.parametrize("hw", [(12, 12), (2, 3)], ids=["bn_folded", "weight_larger_than_map"])
+def test_eval_batchnorm_folding_gives_the_same_map(hw):
+    torch.manual_seed(0)
+    unit = ConvBNReLU(12, 5, 3).eval()
+    with torch.no_grad():
+        unit.bn.running_mean.normal_()
+        unit.bn.running_var.uniform_(0.5, 2.0)
+        unit.bn.weight.uniform_(-2.0, 2.0)
+        unit.bn.bias.normal_()
+    x = torch.randn(1, 12, *hw)
+    with torch.no_grad():
+        assert unit._weights(x)[2] == (hw == (12, 12))  # folded only where the weight is smaller than the map
+        folded = unit(x)
+    torch.testing.assert_close(folded, unit(x).detach(), atol=1e-5, rtol=1e-5)  # autograd on: plain BN

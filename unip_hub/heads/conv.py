@@ -26,14 +26,18 @@ class ConvBNReLU(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels)
         self.activate = nn.ReLU(inplace=True)
 
-    def _weights(self) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    def _weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
         """(conv weight, conv bias, BN folded in): in eval without autograd the BatchNorm is folded into the conv.
 
         Eval BatchNorm is ``y * s + (beta - mean * s)`` with ``s = gamma / sqrt(var + eps)`` per output channel, so
         ``conv(x, W * s, b * s + beta - mean * s)`` gives the same map without a pass over it (a few % of a head).
+        The scaled weight is a new tensor of the weight's size: folding is done only where the weight is smaller
+        than the output map (``x``: an input map, which gives the output size of these stride-1 convs).
         """
         conv, bn = self.conv, self.bn
-        if self.training or bn.training or torch.is_grad_enabled() or bn.running_var is None:
+        out_numel = x.shape[0] * conv.out_channels * x.shape[-2] * x.shape[-1]
+        if (self.training or bn.training or torch.is_grad_enabled() or bn.running_var is None
+                or conv.weight.numel() > out_numel):
             return conv.weight, conv.bias, False
         s = torch.rsqrt(bn.running_var + bn.eps)  # (C_out,)
         s = s * bn.weight if bn.weight is not None else s
@@ -46,7 +50,7 @@ class ConvBNReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, C_out, H, W)."""
-        weight, bias, folded = self._weights()
+        weight, bias, folded = self._weights(x)
         conv = self.conv
         return self._finish(F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups), folded)
 
@@ -62,7 +66,7 @@ class ConvBNReLU(nn.Module):
         if sum(m.shape[1] for m in maps) != conv.in_channels or conv.groups != 1:
             raise ValueError(f"maps with {[m.shape[1] for m in maps]} channels do not add up to the conv's "
                              f"{conv.in_channels} input channels (groups must be 1)")
-        weight, bias, folded = self._weights()
+        weight, bias, folded = self._weights(maps[0])
         out, start = None, 0
         for m in maps:  # (B, C_i, H, W) each; the bias goes with the first
             part = F.conv2d(m, weight[:, start:start + m.shape[1]], bias if out is None else None, conv.stride,
