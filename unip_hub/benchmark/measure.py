@@ -48,19 +48,20 @@ def _sdpa_cpu_backward_flops(grad_out: torch.Tensor, query: torch.Tensor, key: t
     return 2 * _sdpa_cpu_flops(query, key, value)
 
 
-def _addmm_inplace_flops(self_shape: Any, a_shape: Any, b_shape: Any, *args: Any, out_shape: Any = None,
-                         **kwargs: Any) -> int:
-    # x.addmm_(a, b): (M, K) @ (K, N) accumulated into x, counted like addmm
-    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+def _addmm_inplace_flops(*args: Any, **kwargs: Any) -> int:
+    # x.addmm_(a, b) (Block's residual adds) counted by PyTorch's own addmm formula, which takes the raw arguments
+    from torch.utils.flop_counter import flop_registry
+
+    return flop_registry[torch.ops.aten.addmm](*args, **kwargs)
 
 
-for _f in (_sdpa_cpu_flops, _sdpa_cpu_backward_flops):
+for _f in (_sdpa_cpu_flops, _sdpa_cpu_backward_flops, _addmm_inplace_flops):
     _f._get_raw = True  # type: ignore[attr-defined]  # called with tensors, not shapes
 
 
 def _extra_flop_formulas() -> dict:
     aten = torch.ops.aten
-    extra = {aten.addmm_: _addmm_inplace_flops}  # the residual adds of Block's inference path
+    extra = {aten.addmm_: _addmm_inplace_flops}
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
         extra[aten._scaled_dot_product_flash_attention_for_cpu] = _sdpa_cpu_flops
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):

@@ -19,14 +19,6 @@ import torch
 from torch import nn
 
 
-def inference_compile_options(max_autotune: bool = False) -> dict[str, Any]:
-    """Inductor options of :func:`compile_for_inference` (``torch.compile(..., options=...)``)."""
-    options: dict[str, Any] = {"freezing": True}
-    if max_autotune:
-        options["max_autotune"] = True
-    return options
-
-
 def compile_for_inference(model: nn.Module | Callable[..., Any], *, max_autotune: bool = False,
                           dynamic: bool | None = None) -> Callable[..., Any]:
     """``torch.compile`` of ``model`` (a module or any callable, e.g. ``model.forward_features``) for inference.
@@ -49,4 +41,5 @@ def compile_for_inference(model: nn.Module | Callable[..., Any], *, max_autotune
     if isinstance(model, nn.Module) and model.training:
         raise ValueError("compile_for_inference expects a model in eval mode: call model.eval() first "
                          "(training needs torch.compile without freezing)")
-    return torch.compile(model, dynamic=dynamic, options=inference_compile_options(max_autotune))
+    options: dict[str, Any] = {"freezing": True, "max_autotune": max_autotune}  # Inductor settings of this compile
+    return torch.compile(model, dynamic=dynamic, options=options)

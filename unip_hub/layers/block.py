@@ -92,7 +92,7 @@ class Block(nn.Module):
         # x + ls(h @ weight.T + bias): (B, N, C), (B, N, K) -> a new (B, N, C) tensor (callers may keep x)
         if isinstance(ls, LayerScale):
             return torch.addcmul(x, F.linear(h, weight, bias), ls.gamma)  # one pass for scale and residual
-        out = (x + bias if bias is not None else x.clone()).contiguous()
+        out = (x + bias if bias is not None else x.clone()).contiguous()  # contiguous: addmm_ works on a view
         out.view(-1, out.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), weight.t())  # residual add inside the matmul
         return out
 
@@ -103,12 +103,10 @@ class Block(nn.Module):
         ``addcmul``), the qkv bias is folded (:meth:`Attention.forward_inference`) and GELU runs in place;
         drop-path and dropout are identities in eval.
         """
-        n1, n2, fc1, fc2 = self.norm1, self.norm2, self.mlp.fc1, self.mlp.fc2
-        y = F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
-        out, proj_bias = self.attn.forward_inference(y)  # (B, N, C) before the projection
+        out, proj_bias = self.attn.forward_inference(self.norm1(x))  # (B, N, C) before the projection
         x = self._residual(x, out, self.attn.proj.weight, proj_bias, self.ls1)
-        h = F.linear(F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps), fc1.weight, fc1.bias)
-        return self._residual(x, torch.ops.aten.gelu_(h), fc2.weight, fc2.bias, self.ls2)  # h: (B, N, 4C)
+        h = torch.ops.aten.gelu_(self.mlp.fc1(self.norm2(x)))  # (B, N, 4C), GELU in place
+        return self._residual(x, h, self.mlp.fc2.weight, self.mlp.fc2.bias, self.ls2)
 
     def forward_with_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like ``forward`` but with explicit attention; also returns the logits (B, heads, N, N)."""
