@@ -1,0 +1,35 @@
+"""Numbers of the UNIP recipe that several modules share (UNIP reference: pre-processing and evaluation).
+
+One place for each: the normalisation statistics, the percentile scaling of high-bit-depth frames, the sliding
+window of the evaluation, the patch size and the image file extensions the readers accept.
+"""
+
+from __future__ import annotations
+
+PATCH_SIZE = 16
+"""Side of a ViT patch; inputs are padded (segmenters) or must be (backbones) a multiple of it."""
+
+PRETRAIN_MEAN = 0.3801
+"""Mean of the distillation / backbone normalisation, on the 0-1 scale (InfMix gray), every channel."""
+PRETRAIN_STD = 0.1871
+"""Standard deviation of the distillation / backbone normalisation, on the 0-1 scale."""
+
+SEG_MEAN = 96.9255
+"""Mean of the fine-tuning normalisation, on the 0-255 gray scale (all three channels)."""
+SEG_STD = 47.8976
+"""Standard deviation of the fine-tuning normalisation, on the 0-255 gray scale."""
+
+LOW_PERCENTILE = 0.5
+"""Percentile of a high-bit-depth frame mapped to gray 0."""
+HIGH_PERCENTILE = 99.5
+"""Percentile of a high-bit-depth frame mapped to gray 255."""
+
+SLIDE_CROP = 512
+"""Window side of the sliding-window evaluation (mmseg ``mode='slide'``)."""
+SLIDE_STRIDE = 341
+"""Window step of the sliding-window evaluation (2/3 of the crop)."""
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+"""Image files the readers open (compared lower-case)."""
+INPUT_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".npy")
+"""Every single-frame input :func:`unip_hub.data.read_thermal` accepts: images and ``.npy`` arrays."""
