@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reference_vit import reference_logits, reference_tokens
+from helpers.reference_vit import reference_logits, reference_tokens
 
 import unip_hub
 from unip_hub.models.vit import ARCHS, build_vit

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.reference_vit import reference_logits
 from PIL import Image
-from reference_vit import reference_logits
 
 from unip_hub.checkpoints import CheckpointError, read_checkpoint
 from unip_hub.models.vit import UnipViT

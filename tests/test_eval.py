@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _train_utils import TINY_BACKBONE
+from helpers.training import TINY_BACKBONE
 
 from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
 from unip_hub.cli import main

@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from _train_utils import TINY_BACKBONE, free_port, majority_miou, tiny_config
+from helpers.training import TINY_BACKBONE, free_port, majority_miou, tiny_config
 
 from unip_hub.checkpoints import read_checkpoint
 from unip_hub.cli import main

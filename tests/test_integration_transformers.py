@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from _segmenter_utils import CLASSES, NUM_CLASSES, TINY, tiny_segmenter, write_mmseg_checkpoint
+from helpers.segmenters import CLASSES, NUM_CLASSES, TINY, tiny_segmenter, write_mmseg_checkpoint
 from transformers import (
     AutoBackbone,
     AutoConfig,

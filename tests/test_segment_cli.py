@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _segmenter_utils import PALETTE, tiny_segmenter, write_mmseg_checkpoint
+from helpers.segmenters import PALETTE, tiny_segmenter, write_mmseg_checkpoint
 from PIL import Image
 
 from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint

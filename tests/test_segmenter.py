@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _segmenter_utils import CLASSES, NUM_CLASSES, PALETTE, TINY, tiny_segmenter, write_mmseg_checkpoint
+from helpers.segmenters import CLASSES, NUM_CLASSES, PALETTE, TINY, tiny_segmenter, write_mmseg_checkpoint
 
 from unip_hub.checkpoints import CheckpointError
 from unip_hub.hub.segmenters import create_segmenter

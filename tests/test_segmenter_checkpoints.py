@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _segmenter_utils import CLASSES, NUM_CLASSES, PALETTE, TINY, tiny_segmenter, write_mmseg_checkpoint
+from helpers.segmenters import CLASSES, NUM_CLASSES, PALETTE, TINY, tiny_segmenter, write_mmseg_checkpoint
 
 from unip_hub import create_segmenter, load_segmenter
 from unip_hub.checkpoints import CheckpointError

@@ -1,0 +1,1 @@
+"""Shared test helpers: independent reference computations and tiny models / checkpoints in official layouts."""
