@@ -10,15 +10,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 
 def run_group(group: str, description: str) -> int:
-    """Parses the common options and runs the ``group`` cases of the suite; prints the table, writes JSON."""
+    """Parses the common options and runs the ``group`` cases of the suite; prints the tables, writes JSON."""
     from unip_hub.benchmark import BenchConfig, run_benchmark
-    from unip_hub.benchmark.report import format_markdown
-    from unip_hub.benchmark.suite import ARCHS
+    from unip_hub.benchmark.config import ARCHS, DTYPE_NAMES
 
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS), help="backbone sizes")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile every inference variant")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
@@ -30,9 +29,6 @@ def run_group(group: str, description: str) -> int:
     args = p.parse_args()
     cfg = BenchConfig(groups=(group,), archs=tuple(args.archs), device=args.device, dtype=args.dtype,
                       compile=args.compile, rounds=args.rounds, warmup=args.warmup, batch_224=args.batch_224,
-                      batch_512=args.batch_512, quick=args.quick, memory=not args.no_memory,
-                      baselines=str(Path(__file__).with_name("baselines.py")))
-    report = run_benchmark(cfg, out=args.out)
-    print(format_markdown(report))
-    print(f"wrote {args.out}")
+                      batch_512=args.batch_512, quick=args.quick, memory=not args.no_memory)
+    run_benchmark(cfg, out=args.out, markdown=True)
     return 0

@@ -1,8 +1,8 @@
 """The benchmark cases: a backbone forward, a segmenter (whole / slide) forward, one NMI-HAD training step.
 
 A :class:`Case` holds zero-argument callables, one per variant, all on the same weights and inputs: ``ours`` (the
-package's code path with its fast paths) and the baselines (``timm``, ``research``) from the source checkout's
-``benchmarks/baselines.py`` module, passed in as ``baselines``. ``check`` compares the outputs of the variants.
+package's code path with its fast paths) and the baselines (``timm``, ``research``) of
+:mod:`unip_hub.benchmark.baselines`, passed in as ``baselines``. ``check`` compares the outputs of the variants.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
+
+TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -89,8 +93,31 @@ def _inference(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, settings: Set
     return call
 
 
+def inference_variants(fns: dict[str, TensorFn], x: torch.Tensor, settings: Settings) -> dict[str, Callable[[], Any]]:
+    """Zero-argument calls of every ``fns`` entry on ``x`` (``ours`` with our fast path, see :func:`_inference`)."""
+    return {name: _inference(fn, x, settings, ours=name == "ours") for name, fn in fns.items()}
+
+
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().max())
+
+
+def output_check(variants: dict[str, Callable[[], Any]], masks: bool) -> Callable[[], dict[str, float]]:
+    """A check comparing every variant's output with ``ours``: max abs difference (and mask agreement)."""
+
+    def check() -> dict[str, float]:
+        out = variants["ours"]()
+        res = {}
+        for name, call in variants.items():
+            if name == "ours":
+                continue
+            ref = call()
+            res[f"max_abs_diff_{name}"] = _max_diff(out, ref)
+            if masks:  # (B, K, H, W) logits -> fraction of pixels with the same class
+                res[f"mask_agreement_{name}"] = float((out.argmax(1) == ref.argmax(1)).float().mean())
+        return res
+
+    return check
 
 
 def _images(batch: int, hw: tuple[int, int], settings: Settings, seed: int = 0) -> torch.Tensor:
@@ -106,26 +133,33 @@ def backbone_case(arch: str, size: int, batch: int, settings: Settings, baseline
 
     torch.manual_seed(0)
     model = build_vit(arch, img_size=size, **overrides).eval().to(settings.device)
-    x = _images(batch, (size, size), settings)
-    variants = {"ours": _inference(model.forward_features, x, settings, ours=True)}
+    fns: dict[str, TensorFn] = {"ours": model.forward_features}
     if baselines is not None:
-        ref = baselines.timm_vit(model).to(settings.device)
-        variants["timm"] = _inference(ref.forward_features, x, settings, ours=False)
-        variants["research"] = _inference(lambda t: baselines.research_forward_features(model, t), x, settings,
-                                          ours=False)
-
-    def check() -> dict[str, float]:
-        out = variants["ours"]()
-        return {f"max_abs_diff_{n}": _max_diff(out, variants[n]()) for n in variants if n != "ours"}
-
-    return Case(f"backbone/{arch}@{size}", "backbone", batch, _params(model), variants, check,
-                {"arch": arch, "size": [size, size]})
+        fns["timm"] = baselines.timm_vit(model).to(settings.device).forward_features
+        fns["research"] = lambda t: baselines.research_forward_features(model, t)
+    variants = inference_variants(fns, _images(batch, (size, size), settings), settings)
+    return Case(f"backbone/{arch}@{size}", "backbone", batch, _params(model), variants,
+                output_check(variants, masks=False), {"arch": arch, "size": [size, size]})
 
 
 # ------------------------------------------------------------------------------------------------------ segmenter
+def _segmenter_fns(seg: nn.Module, mode: str, crop: int, stride: int, batch_windows: int,
+                   baselines: ModuleType | None) -> dict[str, TensorFn]:
+    """Ours (whole: ``seg``; slide: batched windows) and the research-style whole / one-window-at-a-time slide."""
+    if mode == "whole":
+        fns: dict[str, TensorFn] = {"ours": seg}
+        if baselines is not None:
+            fns["research"] = lambda t: baselines.research_segmenter_whole(seg, t)
+        return fns
+    fns = {"ours": lambda t: seg.slide_logits(t, crop, stride, batch_windows)}
+    if baselines is not None:
+        fns["research"] = lambda t: baselines.research_segmenter_slide(seg, t, crop, stride)
+    return fns
+
+
 def segmenter_case(arch: str, mode: str, hw: tuple[int, int], batch: int, settings: Settings,
-                   baselines: ModuleType | None, crop: int = 512, stride: int = 341, batch_windows: int | None = None,
-                   num_classes: int = 21, **overrides: Any) -> Case:
+                   baselines: ModuleType | None, crop: int = SLIDE_CROP, stride: int = SLIDE_STRIDE,
+                   batch_windows: int | None = None, num_classes: int = 21, **overrides: Any) -> Case:
     """LL-FPN + UPerNet logits of ``arch`` at ``hw``, ``mode`` ``whole`` or ``slide`` (windows ``crop``/``stride``).
 
     ``batch_windows`` default: every window in one pass on a GPU, one window per pass on the CPU (measured faster
@@ -138,40 +172,50 @@ def segmenter_case(arch: str, mode: str, hw: tuple[int, int], batch: int, settin
     torch.manual_seed(0)
     seg = create_segmenter(arch, num_classes=num_classes, img_size=crop, aux=False, **overrides)
     seg = seg.eval().to(settings.device)
-    x = _images(batch, hw, settings)
     if batch_windows is None:
         batch_windows = 8 if torch.device(settings.device).type == "cuda" else 1
-    if mode == "whole":
-        ours_fn = seg
-    else:
-        def ours_fn(t: torch.Tensor) -> torch.Tensor:
-            return seg.slide_logits(t, crop, stride, batch_windows)
-    variants = {"ours": _inference(ours_fn, x, settings, ours=True)}
-    if baselines is not None:
-        if mode == "whole":
-            def ref_fn(t: torch.Tensor) -> torch.Tensor:
-                return baselines.research_segmenter_whole(seg, t)
-        else:
-            def ref_fn(t: torch.Tensor) -> torch.Tensor:
-                return baselines.research_segmenter_slide(seg, t, crop, stride)
-        variants["research"] = _inference(ref_fn, x, settings, ours=False)
-
-    def check() -> dict[str, float]:
-        out = variants["ours"]()
-        res = {}
-        for n in variants:
-            if n != "ours":
-                ref = variants[n]()
-                res[f"max_abs_diff_{n}"] = _max_diff(out, ref)
-                res[f"mask_agreement_{n}"] = float((out.argmax(1) == ref.argmax(1)).float().mean())
-        return res
-
+    fns = _segmenter_fns(seg, mode, crop, stride, batch_windows, baselines)
+    variants = inference_variants(fns, _images(batch, hw, settings), settings)
     meta = {"arch": arch, "mode": mode, "size": list(hw), "crop": crop, "stride": stride,
             "batch_windows": batch_windows if mode == "slide" else None, "num_classes": num_classes}
-    return Case(f"segmenter/{arch}/{mode}@{hw[0]}x{hw[1]}", "segmenter", batch, _params(seg), variants, check, meta)
+    return Case(f"segmenter/{arch}/{mode}@{hw[0]}x{hw[1]}", "segmenter", batch, _params(seg), variants,
+                output_check(variants, masks=True), meta)
 
 
 # ----------------------------------------------------------------------------------------------------- distillation
+LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+def _training_step(student: nn.Module, loss_fn: LossFn, x: torch.Tensor,
+                   settings: Settings) -> tuple[Callable[[], torch.Tensor], nn.Module]:
+    """One AdamW step of a copy of ``student`` on ``loss_fn(model, x)``; returns (step, the copy)."""
+    model = copy.deepcopy(student)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
+
+    def step() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with settings.autocast():
+            loss = loss_fn(model, x)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step, model
+
+
+def _loss_check(variants: dict[str, Callable[[], torch.Tensor]], models: dict[str, nn.Module],
+                initial: dict[str, torch.Tensor]) -> Callable[[], dict[str, float]]:
+    def check() -> dict[str, float]:
+        losses = {}
+        for name, step in variants.items():
+            models[name].load_state_dict(initial)  # same weights; the optimizer state differs but the loss does not
+            losses[name] = step()
+        diffs = {f"loss_abs_diff_{n}": float((losses["ours"] - v).abs()) for n, v in losses.items() if n != "ours"}
+        return diffs | {"loss": float(losses["ours"])}
+
+    return check
+
+
 def distill_case(batch: int, settings: Settings, baselines: ModuleType | None, student_arch: str = "unip_vit_small",
                  teacher_arch: str = "unip_vit_base", teacher_layer: int = 9, size: int = 224,
                  student_overrides: dict | None = None, teacher_overrides: dict | None = None) -> Case:
@@ -188,37 +232,13 @@ def distill_case(batch: int, settings: Settings, baselines: ModuleType | None, s
     student = build_vit(student_arch, img_size=size, last_heads=heads, **(student_overrides or {}))
     student = student.train().to(settings.device)
     x = _images(batch, (size, size), settings)
-    initial = copy.deepcopy(student.state_dict())
-
-    def make_step(loss_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> tuple[Callable[[], Any], nn.Module]:
-        model = copy.deepcopy(student)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
-
-        def step() -> torch.Tensor:
-            opt.zero_grad(set_to_none=True)
-            with settings.autocast():
-                loss = loss_fn(model, x)
-            loss.backward()
-            opt.step()
-            return loss.detach()
-
-        return step, model
-
-    ours_step, ours_model = make_step(lambda m, t: NMIHAD(m, teacher, teacher_layer)(t))
-    variants = {"ours": ours_step}
-    models = {"ours": ours_model}
+    losses: dict[str, LossFn] = {"ours": lambda m, t: NMIHAD(m, teacher, teacher_layer)(t)}
     if baselines is not None:
-        variants["research"], models["research"] = make_step(
-            lambda m, t: baselines.research_distill_loss(m, teacher, t, teacher_layer))
-
-    def check() -> dict[str, float]:
-        losses = {}
-        for n, step in variants.items():
-            models[n].load_state_dict(initial)  # same weights; the optimizer state differs but the loss does not
-            losses[n] = step()
-        return {f"loss_abs_diff_{n}": float((losses["ours"] - losses[n]).abs()) for n in losses if n != "ours"} | {
-            "loss": float(losses["ours"])}
-
+        losses["research"] = lambda m, t: baselines.research_distill_loss(m, teacher, t, teacher_layer)
+    steps = {name: _training_step(student, fn, x, settings) for name, fn in losses.items()}
+    variants = {name: step for name, (step, _) in steps.items()}
+    check = _loss_check(variants, {name: model for name, (_, model) in steps.items()},
+                        copy.deepcopy(student.state_dict()))
     meta = {"student": student_arch, "teacher": teacher_arch, "teacher_layer": teacher_layer, "last_heads": heads,
             "size": [size, size]}
     name = f"distill/{student_arch}<-{teacher_arch}:L{teacher_layer}@{size}"

@@ -8,14 +8,11 @@ of the outputs. See :mod:`unip_hub.benchmark.measure` for how each figure is tak
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
 import sys
-import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,111 +20,73 @@ from typing import Any
 import torch
 
 from unip_hub.benchmark.cases import Case, Settings, backbone_case, distill_case, segmenter_case
+from unip_hub.benchmark.config import ARCHS, GROUPS, BenchConfig
 from unip_hub.benchmark.measure import DTYPES, MatmulPeak, count_flops, peak_memory_bytes, time_interleaved
+from unip_hub.utils.atomic import write_text_atomic
 
-GROUPS = ("backbone", "segmenter", "distill")
-ARCHS = ("unip_vit_tiny", "unip_vit_small", "unip_vit_base", "unip_vit_large")
+__all__ = ["ARCHS", "GROUPS", "BenchConfig", "build_cases", "load_baselines", "measure_case", "run_benchmark"]
+
 # tiny stand-ins for --quick (seconds on a laptop): same code paths, toy widths
 _TINY = {"embed_dim": 64, "depth": 2, "num_heads": 2}
 _TINY_TEACHER = {"embed_dim": 64, "depth": 3, "num_heads": 4}
 
 
-@dataclass
-class BenchConfig:
-    """What to measure and how (defaults: the full CPU suite of the README).
-
-    Attributes:
-        groups: Subset of ``backbone``, ``segmenter``, ``distill``.
-        archs: Backbone sizes for the backbone and segmenter cases.
-        device: ``cpu`` or ``cuda``.
-        dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; fp16 needs CUDA).
-        compile: ``torch.compile`` every inference variant (ours and baselines alike), weights frozen.
-        max_autotune: With ``compile``, also autotune the matmul kernels.
-        rounds: Timed rounds per case; medians are reported.
-        warmup: Untimed rounds first.
-        batch_224: Batch of the backbone cases at 224 (and of the distillation step).
-        batch_512: Batch of the backbone cases at 512 and of the segmenter cases.
-        quick: Tiny models, one round, no warm-up: checks that everything runs (the figures mean nothing).
-        baselines: Path of ``baselines.py``; ``None`` = the ``benchmarks/`` folder of the source checkout.
-        memory: Measure peak memory (one extra profiled call per variant).
-    """
-
-    groups: Sequence[str] = GROUPS
-    archs: Sequence[str] = ARCHS
-    device: str = "cpu"
-    dtype: str = "fp32"
-    compile: bool = False
-    rounds: int = 5
-    warmup: int = 1
-    batch_224: int = 8
-    batch_512: int = 1
-    quick: bool = False
-    baselines: str | None = None
-    memory: bool = True
-    max_autotune: bool = False
-
-    def validate(self) -> None:
-        bad = [g for g in self.groups if g not in GROUPS]
-        if bad:
-            raise ValueError(f"unknown benchmark groups {bad}; choose from {GROUPS}")
-        bad = [a for a in self.archs if a not in ARCHS]
-        if bad:
-            raise ValueError(f"unknown architectures {bad}; choose from {ARCHS}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-        dev = torch.device(self.device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-        if dev.type not in ("cpu", "cuda"):
-            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
-        if self.dtype == "fp16" and dev.type != "cuda":
-            raise ValueError("fp16 autocast is a GPU setting; on the CPU use --dtype fp32 or bf16")
-        if self.max_autotune and not self.compile:
-            raise ValueError("max_autotune applies to compiled variants: pass --compile --max-autotune")
-        if min(self.rounds, self.batch_224, self.batch_512) < 1 or self.warmup < 0:
-            raise ValueError("rounds and batches must be >= 1 and warmup >= 0")
-
-
-def load_baselines(path: str | os.PathLike | None = None) -> ModuleType | None:
-    """The baselines module (``benchmarks/baselines.py`` of the source checkout), or ``None`` if it is not there."""
+def load_baselines(path: str | os.PathLike | None = None) -> ModuleType:
+    """The baselines module: :mod:`unip_hub.benchmark.baselines`, or the Python file ``path`` (same functions)."""
     if path is None:
-        path = Path(__file__).resolve().parents[2] / "benchmarks" / "baselines.py"
-        if not path.is_file():
-            return None
+        from unip_hub.benchmark import baselines
+
+        return baselines
+    import importlib.util
+
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"baselines file {path} not found (it is benchmarks/baselines.py of the source tree)")
+        raise FileNotFoundError(f"baselines file {path} not found; give a Python file with the functions of "
+                                "unip_hub.benchmark.baselines, or leave --baselines out")
     spec = importlib.util.spec_from_file_location("unip_benchmark_baselines", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def build_cases(cfg: BenchConfig, baselines: ModuleType | None) -> Iterable[Case]:
+def _backbone_cases(cfg: BenchConfig, s: Settings, baselines: ModuleType) -> Iterable[Case]:
+    if cfg.quick:  # toy sizes: 32/64 px
+        for size in (32, 64):
+            yield backbone_case("unip_vit_tiny", size, 2, s, baselines, **_TINY)
+        return
+    for arch in cfg.archs:
+        for size, batch in ((224, cfg.batch_224), (512, cfg.batch_512)):
+            yield backbone_case(arch, size, batch, s, baselines)
+
+
+def _segmenter_cases(cfg: BenchConfig, s: Settings, baselines: ModuleType) -> Iterable[Case]:
+    if cfg.quick:  # a 64 px window sliding over 48 x 80
+        for mode in ("whole", "slide"):
+            yield segmenter_case("unip_vit_tiny", mode, (48, 80), 1, s, baselines, crop=64, stride=43,
+                                 num_classes=5, **_TINY)
+        return
+    for arch in cfg.archs:
+        for hw in ((512, 512), (480, 640)):
+            for mode in ("whole", "slide"):
+                yield segmenter_case(arch, mode, hw, cfg.batch_512, s, baselines)
+
+
+def _distill_cases(cfg: BenchConfig, s: Settings, baselines: ModuleType) -> Iterable[Case]:
+    if cfg.quick:
+        yield distill_case(2, s, baselines, "unip_vit_tiny", "unip_vit_tiny", 2, 32, _TINY, _TINY_TEACHER)
+    else:
+        yield distill_case(cfg.batch_224, s, baselines)
+
+
+_GROUP_CASES = {"backbone": _backbone_cases, "segmenter": _segmenter_cases, "distill": _distill_cases}
+
+
+def build_cases(cfg: BenchConfig, baselines: ModuleType) -> Iterable[Case]:
     """The cases of ``cfg``, built lazily one at a time (so only one set of models is in memory)."""
     s = Settings(cfg.device, DTYPES[cfg.dtype], cfg.compile, cfg.quick, cfg.max_autotune)
-    if cfg.quick:  # toy sizes: 32/64 px backbones, a 64 px window sliding over 48 x 80
-        if "backbone" in cfg.groups:
-            for size in (32, 64):
-                yield backbone_case("unip_vit_tiny", size, 2, s, baselines, **_TINY)
-        if "segmenter" in cfg.groups:
-            for mode in ("whole", "slide"):
-                yield segmenter_case("unip_vit_tiny", mode, (48, 80), 1, s, baselines, crop=64, stride=43,
-                                     num_classes=5, **_TINY)
-        if "distill" in cfg.groups:
-            yield distill_case(2, s, baselines, "unip_vit_tiny", "unip_vit_tiny", 2, 32, _TINY, _TINY_TEACHER)
-        return
-    if "backbone" in cfg.groups:
-        for arch in cfg.archs:
-            for size, batch in ((224, cfg.batch_224), (512, cfg.batch_512)):
-                yield backbone_case(arch, size, batch, s, baselines)
-    if "segmenter" in cfg.groups:
-        for arch in cfg.archs:
-            for hw in ((512, 512), (480, 640)):
-                for mode in ("whole", "slide"):
-                    yield segmenter_case(arch, mode, hw, cfg.batch_512, s, baselines)
-    if "distill" in cfg.groups:
-        yield distill_case(cfg.batch_224, s, baselines)
+    for group in GROUPS:
+        if group in cfg.groups:
+            yield from _GROUP_CASES[group](cfg, s, baselines)
 
 
 def measure_case(case: Case, cfg: BenchConfig, peak: MatmulPeak) -> dict[str, Any]:
@@ -175,29 +134,18 @@ def machine_info(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """Writes ``obj`` as JSON to a temporary sibling, then renames it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Writes ``obj`` as indented JSON to ``path`` atomically."""
+    return write_text_atomic(json.dumps(obj, indent=2), path)
 
 
-def run_benchmark(cfg: BenchConfig, out: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
-    """Runs the suite of ``cfg``; prints a table (with ``progress``) and writes the JSON to ``out`` when given."""
-    from unip_hub.benchmark.report import format_table
+def run_benchmark(cfg: BenchConfig, out: str | os.PathLike | None = None, progress: bool = True,
+                  markdown: bool = False) -> dict[str, Any]:
+    """Runs the suite of ``cfg``; prints a table (with ``progress``; also in Markdown with ``markdown``) and writes
+    the JSON atomically to ``out`` when given."""
+    from unip_hub.benchmark.report import format_markdown, format_table
 
     cfg.validate()
     baselines = load_baselines(cfg.baselines)
-    if baselines is None and progress:
-        print("note: benchmarks/baselines.py not found (it ships with the source tree, not the wheel): measuring "
-              "ours only; pass --baselines PATH", file=sys.stderr)
     info = machine_info(cfg)
     peak = MatmulPeak(cfg.device, DTYPES[cfg.dtype], size=256 if cfg.quick else 2048)
     results = []
@@ -212,9 +160,13 @@ def run_benchmark(cfg: BenchConfig, out: str | os.PathLike | None = None, progre
     report = {"machine": info, "config": {k: (list(v) if isinstance(v, tuple) else v)
                                           for k, v in vars(cfg).items()},
               "matmul_peak_gflops_per_s": sorted(peaks)[len(peaks) // 2] if peaks else None,
-              "baselines": baselines is not None, "results": results}
+              "baselines": baselines.__name__, "results": results}
     if progress:
         print(format_table(report))
+    if markdown:
+        print(format_markdown(report))
     if out is not None:
         write_json_atomic(report, out)
+        if progress:
+            print(f"wrote {out}")
     return report

@@ -4,11 +4,8 @@ torch.export with dynamic sizes, verified against eager)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-# the choices of unip_hub.benchmark.suite, repeated so ``unip --help`` does not import torch
-GROUPS = ("backbone", "segmenter", "distill")
-ARCHS = ("unip_vit_tiny", "unip_vit_small", "unip_vit_base", "unip_vit_large")
+from unip_hub.benchmark.config import ARCHS, DTYPE_NAMES, GROUPS  # no torch: ``unip --help`` stays fast
 
 
 def _last_heads(value: str) -> int | str:
@@ -22,50 +19,20 @@ def _last_heads(value: str) -> int | str:
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from unip_hub.benchmark import BenchConfig, run_benchmark
-    from unip_hub.benchmark.report import format_markdown
 
     cfg = BenchConfig(groups=tuple(args.groups), archs=tuple(args.archs), device=args.device, dtype=args.dtype,
                       compile=args.compile, rounds=args.rounds, warmup=args.warmup, batch_224=args.batch_224,
                       batch_512=args.batch_512, quick=args.quick, baselines=args.baselines, memory=not args.no_memory,
                       max_autotune=args.max_autotune)
-    report = run_benchmark(cfg, out=args.out)
-    if args.markdown:
-        print(format_markdown(report))
-    print(f"wrote {args.out}")
+    run_benchmark(cfg, out=args.out, markdown=args.markdown)
     return 0
 
 
-def _load_model(args: argparse.Namespace):
-    from unip_hub.models.vit import ARCHS, UnipViT
-
-    name = args.model
-    if name in ARCHS:
-        if args.num_classes is not None:
-            from unip_hub.hub.segmenters import create_segmenter
-
-            return create_segmenter(name, num_classes=args.num_classes, weights=args.weights, aux=False)
-        from unip_hub.hub.backbones import create_backbone
-
-        return create_backbone(name, weights=args.weights, last_heads=args.last_heads)
-    path = Path(name)
-    if not path.exists():
-        raise ValueError(f"{name!r} is neither an architecture ({sorted(ARCHS)}) nor an existing file or folder")
-    if args.weights is not None:
-        raise ValueError("--weights goes with an architecture name: unip export unip_vit_small --weights FILE ...")
-    if path.is_dir():
-        return UnipViT.from_pretrained(path)  # a folder written by save_pretrained / unip convert
-    from unip_hub.hub.segmenters import load_segmenter
-
-    return load_segmenter(path, arch=args.arch, num_classes=args.num_classes, aux=False)
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
-    from unip_hub.export import export_model
+    from unip_hub.export import export_model, load_model
 
-    model = _load_model(args)
-    is_backbone = not hasattr(model, "decode_head")
-    size = args.size or ((224, 224) if is_backbone else (512, 512))
-    result = export_model(model, args.output, format=args.format, size=size, check_sizes=args.check_size,
+    result = export_model(load_model(args.model, args.weights, args.num_classes, args.arch, args.last_heads),
+                          args.output, format=args.format, size=args.size, check_sizes=args.check_size,
                           batch=args.batch, output=args.tokens, atol=args.atol, opset=args.opset)
     print(result.summary())
     return 0
@@ -83,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="what to measure")
     p.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS), help="backbone sizes")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (fp16: GPU)")
+    p.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32", help="autocast dtype (fp16: GPU)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile every inference variant with frozen weights (compile_for_inference)")
     p.add_argument("--max-autotune", action="store_true", help="with --compile: also autotune the matmul kernels")
@@ -91,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     p.add_argument("--batch-224", type=int, default=8, help="batch at 224 (backbones, distillation step)")
     p.add_argument("--batch-512", type=int, default=1, help="batch at 512 and of the segmenters")
-    p.add_argument("--baselines", default=None, help="path of benchmarks/baselines.py (default: the source tree's)")
+    p.add_argument("--baselines", default=None,
+                   help="Python file with the functions of unip_hub.benchmark.baselines to compare against instead")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--markdown", action="store_true", help="also print the table in Markdown")
     p.add_argument("--out", default="unip-benchmark.json", help="JSON output (default unip-benchmark.json)")

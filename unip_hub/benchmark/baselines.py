@@ -12,7 +12,8 @@ The UPerNet head runs mmseg's way too: its two fuse convs read the channel conca
 memory (ours sums per-map convs instead: ``ConvBNReLU.forward_concat``).
 
 The research-style functions reuse our modules' parameters (``blk.attn.qkv``, ``blk.mlp`` ...), so weights are
-identical by construction. These are measuring sticks, not part of the package.
+identical by construction. These are measuring sticks, not a second implementation to use: they ship with the
+package so that ``unip benchmark`` compares against them from an installed wheel too.
 """
 
 from __future__ import annotations
