@@ -132,6 +132,36 @@ def test_bad_files_raise_value_error(tmp_path: Path, content: bytes, message: st
     assert str(path) in str(info.value)
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` 8-bit gray pixels, with a few bytes of data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [200_000, 12_000])  # above 2x PIL's limit (error) and above 1x (warning)
+def test_decompression_bomb_is_a_one_line_error(tmp_path: Path, side: int) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_claiming(side, side))
+    with pytest.raises(ValueError, match="huge image") as info:
+        read_thermal(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_png_is_a_one_line_error(tmp_path: Path) -> None:
+    Image.fromarray(GRAY).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable image") as info:
+        read_thermal(tmp_path / "cut.png")
+    assert "cut.png" in str(info.value) and "\n" not in str(info.value)
+
+
 def test_bad_arrays_and_paths() -> None:
     with pytest.raises(ValueError, match="shape"):
         read_thermal(np.zeros((1, 2, 3, 4, 5), np.uint8))
@@ -367,6 +397,15 @@ def test_synthetic_scenes() -> None:
         np.mean(means[SYNTHETIC_CLASSES.index(n)]) for n in ("sky", "road", "vegetation", "person")
     )
     assert sky < veg < road < person  # cool sky, mid-cool trees, warm road, hot people
+
+
+def test_synthetic_scene_is_stable_for_a_seed() -> None:
+    """The demo's mIoU and the tests depend on the exact scenes: pinned bytes of one scene."""
+    import hashlib
+
+    gray, label = make_scene(64, 80, np.random.default_rng(7))
+    digest = hashlib.sha256(gray.tobytes() + label.tobytes()).hexdigest()
+    assert digest == "a5058db06d895463eb5e9906d422d2c7acb17915d59b6794c7b034b050640f47"
 
 
 def test_synthetic_dataset_and_writer(tmp_path: Path) -> None:

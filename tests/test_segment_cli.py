@@ -10,7 +10,7 @@ from PIL import Image
 
 from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
 from unip_hub.cli import main
-from unip_hub.inference import colorize, list_inputs, overlay, palette_array
+from unip_hub.inference import Predictor, colorize, list_inputs, overlay, palette_array
 
 
 def _inputs(folder):
@@ -70,7 +70,7 @@ def test_mmseg_checkpoint_through_cli_and_errors(tmp_path, capsys):
                "--mode", "whole", "--quiet"])
     assert rc == 0 and np.asarray(Image.open(tmp_path / "o" / "masks" / "a.png")).shape == (37, 29)
     # the mask equals the model's own prediction on the file
-    expect = src.predict(tmp_path / "a.png").numpy()
+    expect = Predictor(src).predict(tmp_path / "a.png").numpy()
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o" / "masks" / "a.png")), expect)
 
     obj = torch.load(path, weights_only=True)
@@ -100,3 +100,28 @@ def test_rendering_helpers(tmp_path):
     files, names = list_inputs([tmp_path])
     assert [f.name for f in files] == ["a.npy", "a.png"]
     assert names == ["a.npy", "a.png"]
+
+
+def test_bad_and_tiny_inputs_one_line_error_nothing_written(tmp_path, model_file, capsys):
+    """A decompression bomb and a truncated file are reported and get no file; a 1x1 image is segmented."""
+    from test_data import png_claiming
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((1, 1), 90, np.uint8)).save(src / "dot.png")
+    Image.fromarray(np.arange(15, dtype=np.uint8).reshape(3, 5) * 9).save(src / "tiny.png")
+    (src / "bomb.png").write_bytes(png_claiming(200_000, 200_000))
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)).save(src / "full.png")
+    (src / "cut.png").write_bytes((src / "full.png").read_bytes()[:800])
+    (src / "full.png").unlink()
+    out = tmp_path / "out"
+    rc = main(["segment", str(src), "--model", str(model_file), "--out", str(out), "--quiet", "--mode", "slide",
+               "--crop-size", "24", "--stride", "16"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 2
+    assert any("bomb.png" in line and "huge image" in line for line in err)
+    assert any("cut.png" in line and "not a readable image" in line for line in err)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == [f"{k}/{n}.png" for k in ("color", "masks", "overlay") for n in ("dot", "tiny")]
+    assert np.asarray(Image.open(out / "masks" / "dot.png")).shape == (1, 1)
+    assert np.asarray(Image.open(out / "overlay" / "tiny.png")).shape == (3, 5, 3)

@@ -12,7 +12,7 @@ from helpers.segmenters import CLASSES, NUM_CLASSES, PALETTE, TINY, tiny_segment
 
 from unip_hub.checkpoints import CheckpointError
 from unip_hub.hub.segmenters import create_segmenter
-from unip_hub.inference import slide_logits, window_boxes
+from unip_hub.inference import InferenceOptions, Predictor, predict, slide_logits, window_boxes
 from unip_hub.models.vit import build_vit
 
 
@@ -128,8 +128,60 @@ def test_padding_round_trips_odd_sizes():
     # same network on the same padded tensor; only the final resize differs (to 112x80, then cropped)
     assert torch.allclose(logits, out)
     assert padded.shape[-2:] == (112, 80)
-    pred = seg.predict(np.random.default_rng(0).integers(0, 255, (37, 51), dtype=np.uint8))
+    pred = Predictor(seg).predict(np.random.default_rng(0).integers(0, 255, (37, 51), dtype=np.uint8))
     assert pred.shape == (37, 51) and pred.dtype == torch.int64 and int(pred.max()) < NUM_CLASSES
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (16, 40), (31, 17)])
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_images_below_the_network_minimum_are_padded_and_cropped_back(size, mode):
+    seg = tiny_segmenter()
+    assert seg.min_input_size == 32  # LL-FPN's stride-32 level needs two patches
+    x = torch.randn(1, 3, *size)
+    logits = seg.predict_logits(x, mode=mode, crop_size=24, stride=16)
+    assert logits.shape == (1, NUM_CLASSES, *size) and torch.isfinite(logits).all()
+    h, w = size
+    padded = seg._pad(x)
+    assert padded.shape[-2:] == (max(32, -(-h // 16) * 16), max(32, -(-w // 16) * 16))
+    assert torch.equal(padded[..., :h, :w], x) and torch.equal(padded, F.pad(x, (0, padded.shape[-1] - w, 0,
+                                                                               padded.shape[-2] - h)))
+    if mode == "whole":
+        with torch.no_grad():
+            torch.testing.assert_close(logits, seg(x))
+    probe = create_segmenter("unip_vit_tiny", num_classes=3, head="linear", layers=[0, 1], **TINY).eval()
+    assert probe.min_input_size == 16 and probe(x).shape == (1, 3, *size)
+
+
+def test_segmenter_takes_tensors_and_names_the_predictor_for_anything_else(tmp_path):
+    seg = tiny_segmenter()
+    gray = np.random.default_rng(1).integers(0, 255, (40, 56), dtype=np.uint8)
+    for bad in (gray, str(tmp_path / "a.png"), torch.from_numpy(gray), torch.randn(40, 56)):
+        with pytest.raises(TypeError, match=r"Predictor\(seg\)\.predict"):
+            seg.predict(bad)
+    with pytest.raises(TypeError, match="predict_logits"):
+        seg.predict_logits(gray)
+    # the predictor reads, normalises with the segmenter's mean/std and calls the same model
+    x = (torch.from_numpy(gray).float() - seg.mean) / seg.std
+    expect = seg.predict(x.expand(3, -1, -1), mode="slide", crop_size=32, stride=21)
+    predictor = Predictor(seg)
+    for source in (gray, torch.from_numpy(gray)):
+        torch.testing.assert_close(predictor.predict(source, mode="slide", crop_size=32, stride=21), expect)
+    options = InferenceOptions(mode="slide", crop_size=32, stride=21, batch_windows=2)
+    torch.testing.assert_close(predict(seg, gray, mode="slide", crop_size=32, stride=21), expect)
+    torch.testing.assert_close(predictor.predict(gray, options), expect)
+    assert predictor.predict(x.expand(2, 3, -1, -1)).shape == (2, 40, 56)
+    calls = []
+    predictor.forward = lambda t: calls.append(t.shape) or seg(t)  # the one model call a runtime replaces
+    predictor.predict(gray, options)
+    assert calls == [(2, 3, 32, 32)] * 3  # 2 x 3 windows of 32 x 32, two per call
+
+
+def test_inference_options_refuse_bad_values():
+    for bad in ({"mode": "tiles"}, {"crop_size": 0}, {"stride": -1}, {"batch_windows": 0}, {"scale": (0, 5)}):
+        with pytest.raises(ValueError):
+            InferenceOptions(**bad)
+    with pytest.raises(ValueError, match="mode"):
+        tiny_segmenter().predict(torch.randn(3, 32, 32), mode="tiles")
 
 
 def test_slide_equals_whole_when_crop_covers_image():

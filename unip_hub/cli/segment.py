@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
+
+KINDS = ("masks", "color", "overlay")
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    import torch
+    from unip_hub.inference.outputs import SegmentSettings, segment_paths
 
-    from unip_hub.hub.segmenters import load_segmenter
-    from unip_hub.inference.outputs import segment_files
-
-    if args.scale is not None and min(args.scale) <= 0:
-        raise ValueError(f"--scale needs two positive edges, got {args.scale}")
-    model = load_segmenter(args.model, arch=args.arch, num_classes=args.num_classes, head=args.head, neck=args.neck,
-                           aux=False)
-    model = model.to(torch.device(args.device)).eval()
-    kinds = [k for k in ("masks", "color", "overlay") if k not in (args.skip or [])]
-    records = segment_files(model, args.inputs, args.out, mode=args.mode, crop_size=args.crop_size,
-                            stride=args.stride, batch_windows=args.batch_windows,
-                            scale=tuple(args.scale) if args.scale else None, alpha=args.alpha, kinds=kinds,
-                            progress=not args.quiet)
+    kinds = [k for k in KINDS if k not in (args.skip or [])]
+    load = {"arch": args.arch, "num_classes": args.num_classes, "head": args.head, "neck": args.neck}
+    model, records = segment_paths(
+        args.model, args.inputs, args.out, load, args.device, SegmentSettings(kinds, args.alpha, not args.quiet),
+        mode=args.mode, crop_size=args.crop_size, stride=args.stride, batch_windows=args.batch_windows,
+        scale=tuple(args.scale) if args.scale else None)
+    failed = [r for r in records if "error" in r]
+    for r in failed:
+        print(f"unip segment: error: {r['error']} (nothing written for it)", file=sys.stderr)
     if args.json:
         print(json.dumps(records, indent=2))
     else:
-        print(f"segmented {len(records)} image(s) with {model.config.get('arch')} ({model.num_classes} classes, "
-              f"{args.mode}) -> {args.out}/{{{','.join(kinds)}}}")
-    return 0
+        print(f"segmented {len(records) - len(failed)} of {len(records)} image(s) with {model.config.get('arch')} "
+              f"({model.num_classes} classes, {args.mode}) -> {args.out}/{{{','.join(kinds)}}}")
+    return 1 if failed else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "segment", help="segment thermal images with a trained segmenter checkpoint",
         description="Writes, per input image, the raw class-index PNG (masks/), the palette rendering (color/) and "
-                    "an overlay on the input (overlay/), all at the input's size. Inputs: 8-bit gray, 16-bit "
-                    "radiometric, 4-channel MFNet (thermal = channel 3), RGB JPEG, .npy; folders are searched "
+                    "an overlay on the input (overlay/), all at the input's size; an unreadable input is reported "
+                    "(exit status 1) and gets no file. Inputs: 8-bit gray, 16-bit radiometric, 4-channel MFNet "
+                    "(thermal = channel 3), RGB JPEG, .npy; folders are searched "
                     "recursively.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders")
     p.add_argument("--model", required=True, help="segmenter checkpoint: ours (.pth/.safetensors) or an mmseg "
@@ -50,14 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="default: the file's meta, else 'last' (LL-FPN; mmseg files cannot tell)")
     p.add_argument("--mode", choices=("whole", "slide"), default="slide",
                    help="whole image in one pass, or 512x512 sliding windows as in UNIP's evaluation (default)")
-    p.add_argument("--crop-size", type=int, default=512, help="sliding-window side (default 512)")
-    p.add_argument("--stride", type=int, default=341, help="sliding-window step (default 341)")
+    p.add_argument("--crop-size", type=int, default=SLIDE_CROP, help=f"sliding-window side (default {SLIDE_CROP})")
+    p.add_argument("--stride", type=int, default=SLIDE_STRIDE, help=f"sliding-window step (default {SLIDE_STRIDE})")
     p.add_argument("--batch-windows", type=int, default=4, help="windows per forward pass (default 4)")
     p.add_argument("--scale", type=int, nargs=2, default=None, metavar=("LONG", "SHORT"),
                    help="rescale to fit LONG x SHORT first (UNIP's test pipeline: 2048 512); masks keep the input "
                         "size")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colour mask (default 0.5)")
-    p.add_argument("--skip", nargs="*", choices=("masks", "color", "overlay"), help="outputs not to write")
+    p.add_argument("--skip", nargs="*", choices=KINDS, help="outputs not to write")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--json", action="store_true", help="print one JSON record per image")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -2,60 +2,14 @@
 
 ``read_thermal`` turns any infrared frame (8/16-bit, 4-channel MFNet, colour-mapped RGB, numpy) into 8-bit gray;
 ``TrainPipeline`` / ``TestPipeline`` reproduce the fine-tuning recipe; the datasets read SODA, MFNet, SCUT-Seg,
-any image/label folder pair, and the unlabelled InfMix corpus for distillation.
+any image/label folder pair, and the unlabelled InfMix corpus for distillation. Each submodule's ``__all__`` is
+re-exported here.
 """
 
-from .datasets import (
-    FolderSegDataset,
-    ImageFolderDataset,
-    InfMixDataset,
-    MFNetDataset,
-    SCUTSegDataset,
-    SegDataset,
-    SODADataset,
-    make_palette,
-)
-from .readers import gray_to_tensor, read_label, read_thermal, to_uint8
-from .synthetic import (
-    SYNTHETIC_CLASSES,
-    SYNTHETIC_PALETTE,
-    SyntheticThermalDataset,
-    make_scene,
-    write_synthetic_dataset,
-)
-from .transforms import (
-    PRETRAIN_MEAN,
-    PRETRAIN_STD,
-    SEG_MEAN,
-    SEG_STD,
-    SegTransformConfig,
-    TestPipeline,
-    TrainPipeline,
-)
+from . import datasets, readers, synthetic, transforms
+from .datasets import *  # noqa: F403
+from .readers import *  # noqa: F403
+from .synthetic import *  # noqa: F403
+from .transforms import *  # noqa: F403
 
-__all__ = [
-    "PRETRAIN_MEAN",
-    "PRETRAIN_STD",
-    "SEG_MEAN",
-    "SEG_STD",
-    "SYNTHETIC_CLASSES",
-    "SYNTHETIC_PALETTE",
-    "FolderSegDataset",
-    "ImageFolderDataset",
-    "InfMixDataset",
-    "MFNetDataset",
-    "SCUTSegDataset",
-    "SODADataset",
-    "SegDataset",
-    "SegTransformConfig",
-    "SyntheticThermalDataset",
-    "TestPipeline",
-    "TrainPipeline",
-    "gray_to_tensor",
-    "make_palette",
-    "make_scene",
-    "read_label",
-    "read_thermal",
-    "to_uint8",
-    "write_synthetic_dataset",
-]
+__all__ = sorted({*datasets.__all__, *readers.__all__, *synthetic.__all__, *transforms.__all__})

@@ -29,6 +29,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from unip_hub.constants import IMAGE_EXTENSIONS, INPUT_EXTENSIONS
+from unip_hub.utils.files import list_files
+
 from .readers import read_label, read_thermal
 from .transforms import normalize
 
@@ -41,14 +44,14 @@ __all__ = [
     "SCUTSegDataset",
     "SODADataset",
     "SegDataset",
+    "SplitSegDataset",
     "make_palette",
 ]
 
 PathLike = str | os.PathLike
 Pipeline = Callable[..., tuple[torch.Tensor, Any]]
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-"""File endings of images (compared case-insensitively)."""
-INFMIX_EXTENSIONS = (".jpg", ".jpeg", ".JPEG", ".png", ".bmp")
+INFMIX_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+"""The research code's InfMix file endings (any case); TIFF files are not part of the corpus."""
 
 
 def make_palette(num_classes: int) -> tuple[tuple[int, int, int], ...]:
@@ -134,7 +137,7 @@ def _split_samples(
         stem = line.strip()
         if not stem:
             continue
-        stem = Path(stem).stem if Path(stem).suffix.lower() in (*IMAGE_EXTENSIONS, ".npy") else stem
+        stem = Path(stem).stem if Path(stem).suffix.lower() in INPUT_EXTENSIONS else stem
         image, label = image_dir / f"{stem}{image_suffix}", label_dir / f"{stem}{label_suffix}"
         samples.append((_require(image, f"image listed in {split_path}"), _require(label, f"label of {image}")))
     if not samples:
@@ -150,57 +153,70 @@ def _split_name(splits: dict[str, str], split: str, dataset: str) -> str:
     raise ValueError(f"{dataset}: unknown split {split!r}; expected one of {sorted(splits)}")
 
 
-class SODADataset(SegDataset):
-    """SODA: ``<root>/JPEGImages/*.jpg``, ``<root>/SegmentationClassPNG/*.png``; split ``train`` or ``test``.
+class SplitSegDataset(SegDataset):
+    """A benchmark laid out as ``<root>/<image folder>``, ``<root>/<label folder>`` and split files of stems.
+
+    Subclasses set the class metadata, ``NAME``, ``SPLITS`` (split -> file), ``IMAGES`` and ``LABELS``
+    (folder, suffix).
 
     Args:
         root: Dataset root.
-        split: ``train`` / ``test`` (files ``train_infrared.txt`` / ``test_infrared.txt``) or a split file name.
+        split: A key of ``SPLITS`` or a split file name.
         pipeline: See :class:`SegDataset`.
         seed: See :class:`SegDataset`.
     """
+
+    NAME: ClassVar[str] = ""
+    SPLITS: ClassVar[dict[str, str]] = {}
+    IMAGES: ClassVar[tuple[str, str]] = ("images", ".jpg")
+    LABELS: ClassVar[tuple[str, str]] = ("labels", ".png")
+
+    def __init__(
+        self, root: PathLike, split: str = "train", pipeline: Pipeline | None = None, seed: int | None = None
+    ) -> None:
+        root = _require(Path(root), f"{self.NAME} root")
+        split_file = _split_name(self.SPLITS, split, self.NAME)
+        (image_dir, image_suffix), (label_dir, label_suffix) = self.image_folder(root), self.LABELS
+        samples = _split_samples(root, split_file, root / image_dir, image_suffix, root / label_dir, label_suffix)
+        super().__init__(samples, pipeline, seed)
+
+    def image_folder(self, root: Path) -> tuple[str, str]:
+        """(folder, suffix) of the images under ``root``."""
+        return self.IMAGES
+
+
+class SODADataset(SplitSegDataset):
+    """SODA: ``<root>/JPEGImages/*.jpg``, ``<root>/SegmentationClassPNG/*.png``; split ``train`` or ``test``
+    (files ``train_infrared.txt`` / ``test_infrared.txt``) or a split file name."""
 
     CLASSES = (
         "_background_", "person", "building", "tree", "road", "pole", "grass", "door", "table", "chair", "car",
         "bicycle", "lamp", "monitor", "trafficCone", "trash can", "animal", "fence", "sky", "river", "sidewalk",
     )  # fmt: skip
     PALETTE = make_palette(21)
+    NAME = "SODA"
     SPLITS: ClassVar[dict[str, str]] = {"train": "train_infrared.txt", "test": "test_infrared.txt"}
-
-    def __init__(
-        self, root: PathLike, split: str = "train", pipeline: Pipeline | None = None, seed: int | None = None
-    ) -> None:
-        root = _require(Path(root), "SODA root")
-        split_file = _split_name(self.SPLITS, split, "SODA")
-        samples = _split_samples(root, split_file, root / "JPEGImages", ".jpg", root / "SegmentationClassPNG", ".png")
-        super().__init__(samples, pipeline, seed)
+    IMAGES = ("JPEGImages", ".jpg")
+    LABELS = ("SegmentationClassPNG", ".png")
 
 
-class MFNetDataset(SegDataset):
-    """MFNet, thermal channel: ``<root>/thermal_imgs/*.png`` and ``<root>/labels/*.png``; ``train`` or ``test``.
+class MFNetDataset(SplitSegDataset):
+    """MFNet, thermal channel: ``<root>/thermal_imgs/*.png`` and ``<root>/labels/*.png``; ``train`` or ``test``
+    (files ``train.txt`` / ``val_test.txt``) or a split file name.
 
     When ``thermal_imgs/`` is absent, the original release's 4-channel PNGs in ``<root>/images/`` are read and
     their channel 3 (R, G, B, thermal) is used; the two give the same pixels.
-
-    Args:
-        root: Dataset root.
-        split: ``train`` / ``test`` (files ``train.txt`` / ``val_test.txt``) or a split file name.
-        pipeline: See :class:`SegDataset`.
-        seed: See :class:`SegDataset`.
     """
 
     CLASSES = ("_background_", "car", "person", "bike", "curve", "car_stop", "guardrail", "color_cone", "bump")
     PALETTE = make_palette(9)
+    NAME = "MFNet"
     SPLITS: ClassVar[dict[str, str]] = {"train": "train.txt", "test": "val_test.txt", "val_test": "val_test.txt"}
 
-    def __init__(
-        self, root: PathLike, split: str = "train", pipeline: Pipeline | None = None, seed: int | None = None
-    ) -> None:
-        root = _require(Path(root), "MFNet root")
-        split_file = _split_name(self.SPLITS, split, "MFNet")
+    def image_folder(self, root: Path) -> tuple[str, str]:
+        """``thermal_imgs`` when present, else the 4-channel ``images``."""
         self.four_channel = not (root / "thermal_imgs").is_dir()
-        image_dir = root / ("images" if self.four_channel else "thermal_imgs")
-        super().__init__(_split_samples(root, split_file, image_dir, ".png", root / "labels", ".png"), pipeline, seed)
+        return ("images" if self.four_channel else "thermal_imgs"), ".png"
 
     def read_image(self, path: Path) -> np.ndarray:
         """Read a thermal PNG, or channel 3 of an original 4-channel PNG."""
@@ -212,32 +228,14 @@ class MFNetDataset(SegDataset):
             return np.asarray(image)[..., 3].copy()
 
 
-class SCUTSegDataset(SegDataset):
-    """SCUT-Seg: ``<root>/images/*.jpg``, ``<root>/labels/*.png``; split ``train`` or ``val``.
-
-    Args:
-        root: Dataset root.
-        split: ``train`` / ``val`` (files ``train.txt`` / ``val.txt``; ``test`` means ``val``) or a file name.
-        pipeline: See :class:`SegDataset`.
-        seed: See :class:`SegDataset`.
-    """
+class SCUTSegDataset(SplitSegDataset):
+    """SCUT-Seg: ``<root>/images/*.jpg``, ``<root>/labels/*.png``; split ``train`` or ``val`` (files
+    ``train.txt`` / ``val.txt``; ``test`` means ``val``) or a split file name."""
 
     CLASSES = ("background", "road", "person", "rider", "car", "truck", "fence", "tree", "bus", "pole")
     PALETTE = make_palette(10)
+    NAME = "SCUT-Seg"
     SPLITS: ClassVar[dict[str, str]] = {"train": "train.txt", "val": "val.txt", "test": "val.txt"}
-
-    def __init__(
-        self, root: PathLike, split: str = "train", pipeline: Pipeline | None = None, seed: int | None = None
-    ) -> None:
-        root = _require(Path(root), "SCUT-Seg root")
-        split_file = _split_name(self.SPLITS, split, "SCUT-Seg")
-        samples = _split_samples(root, split_file, root / "images", ".jpg", root / "labels", ".png")
-        super().__init__(samples, pipeline, seed)
-
-
-def _list_images(folder: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS, recursive: bool = True) -> list[Path]:
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.suffix.lower() in extensions and p.is_file())
 
 
 class FolderSegDataset(SegDataset):
@@ -262,10 +260,10 @@ class FolderSegDataset(SegDataset):
         seed: int | None = None,
     ) -> None:
         images_dir, labels_dir = _require(Path(images_dir), "image folder"), _require(Path(labels_dir), "label folder")
-        images = _list_images(images_dir, (*IMAGE_EXTENSIONS, ".npy"), recursive=False)
+        images = list_files(images_dir, INPUT_EXTENSIONS, recursive=False)
         if not images:
-            raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}, .npy) in {images_dir}")
-        labels = {p.stem: p for p in _list_images(labels_dir, (*IMAGE_EXTENSIONS, ".npy"), recursive=False)}
+            raise ValueError(f"no images ({', '.join(INPUT_EXTENSIONS)}) in {images_dir}")
+        labels = {p.stem: p for p in list_files(labels_dir, INPUT_EXTENSIONS, recursive=False)}
         missing = [p.name for p in images if p.stem not in labels]
         if missing:
             raise FileNotFoundError(f"no label in {labels_dir} for {len(missing)} image(s), e.g. {missing[:3]}")
@@ -290,7 +288,7 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, root: PathLike, transform: Callable[[Image.Image], Any] | None = None) -> None:
         self.root = _require(Path(root), "image folder")
-        self.files = _list_images(self.root)
+        self.files = list_files(self.root, IMAGE_EXTENSIONS)
         if not self.files:
             raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}")
         self.transform = transform
@@ -328,18 +326,18 @@ class InfMixDataset(ImageFolderDataset):
         self.root = _require(Path(root), "InfMix root")
         infrared = [
             p for d in sorted(self.root.iterdir()) if (d / "thermal").is_dir()
-            for p in _list_images(d / "thermal", INFMIX_EXTENSIONS, recursive=False)
+            for p in list_files(d / "thermal", INFMIX_EXTENSIONS, recursive=False)
         ]  # fmt: skip
         imagenet: list[Path] = []
         if imagenet_root is not None:
             class_dirs = sorted(d for d in _require(Path(imagenet_root), "ImageNet folder").iterdir() if d.is_dir())
             for class_dir in class_dirs:
-                imagenet += _list_images(class_dir, IMAGE_EXTENSIONS, recursive=False)[:imagenet_per_class]
+                imagenet += list_files(class_dir, IMAGE_EXTENSIONS, recursive=False, limit=imagenet_per_class)
         coco: list[Path] = []
         if coco_root is not None:
             coco_dir = _require(Path(coco_root), "COCO folder")
             coco_dir = coco_dir / "train2017" if (coco_dir / "train2017").is_dir() else coco_dir
-            coco = _list_images(coco_dir, IMAGE_EXTENSIONS, recursive=False)
+            coco = list_files(coco_dir, IMAGE_EXTENSIONS, recursive=False)
         self.counts = {"infrared": len(infrared), "imagenet": len(imagenet), "coco": len(coco)}
         self.files = infrared + imagenet + coco
         if not self.files:

@@ -17,19 +17,17 @@ Odd input raises a :class:`ValueError` that names the file and what is wrong wit
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from unip_hub.constants import HIGH_PERCENTILE, LOW_PERCENTILE, SEG_MEAN, SEG_STD
+
 __all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "gray_to_tensor", "read_label", "read_thermal", "to_uint8"]
 
 ThermalSource = str | os.PathLike | np.ndarray | Image.Image
-
-LOW_PERCENTILE = 0.5
-"""Percentile of a high-bit-depth frame mapped to gray 0."""
-HIGH_PERCENTILE = 99.5
-"""Percentile of a high-bit-depth frame mapped to gray 255."""
 
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _COLOUR_MODES = ("RGB", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "La", "RGBa")
@@ -134,10 +132,15 @@ def _open_image(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: empty file")
     try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"{path}: not a readable image ({error})") from error
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # no 90+ Mpx frame is a thermal image
+            image = Image.open(path)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(f"{path}: refusing to decode, the header claims a huge image ({error}); if the file is "
+                         "genuine, raise PIL.Image.MAX_IMAGE_PIXELS") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
+        raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
     return image
 
 
@@ -221,20 +224,20 @@ def read_label(source: str | os.PathLike | np.ndarray) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def gray_to_tensor(gray: ThermalSource, mean: float | None = None, std: float | None = None):
-    """Turn an 8-bit gray frame into a normalised model input (gray copied to three channels).
+def gray_to_tensor(gray: ThermalSource, mean: float | None = None, std: float | None = None, channels: int = 3):
+    """Turn an 8-bit gray frame into a normalised model input batch (gray copied to ``channels``).
 
     Args:
         gray: uint8 array ``(H, W)`` or anything :func:`read_thermal` accepts.
-        mean: Mean on the 0-255 scale; defaults to the segmentation value ``SEG_MEAN`` (96.9255). For the
+        mean: Mean on the 0-255 scale; the segmentation value ``SEG_MEAN`` (96.9255) by default. For the
             pre-training statistics pass ``PRETRAIN_MEAN * 255``.
-        std: Standard deviation on the 0-255 scale; defaults to ``SEG_STD`` (47.8976).
+        std: Standard deviation on the 0-255 scale; ``SEG_STD`` (47.8976) by default.
+        channels: Input channels of the model.
 
     Returns:
-        A float32 tensor of shape ``(1, 3, H, W)``.
+        A float32 tensor of shape ``(1, channels, H, W)``.
     """
-    from .transforms import SEG_MEAN, SEG_STD, normalize
+    from .transforms import normalize
 
-    gray = read_thermal(gray)  # no-op for an (H, W) uint8 array
-    image = normalize(gray, SEG_MEAN if mean is None else mean, SEG_STD if std is None else std)  # (3, H, W)
-    return image.unsqueeze(0)  # (1, 3, H, W)
+    mean, std = SEG_MEAN if mean is None else mean, SEG_STD if std is None else std
+    return normalize(read_thermal(gray), mean, std, channels).unsqueeze(0)  # (H, W) uint8 -> (1, C, H, W)

@@ -13,6 +13,7 @@ generator state always gives the same scene.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,48 +46,130 @@ def _blur(image: np.ndarray) -> np.ndarray:
     return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4  # (H, W)
 
 
-def _paint(temp: np.ndarray, label: np.ndarray, mask: np.ndarray, value: np.ndarray | float, cls: int) -> None:
-    temp[mask] = value[mask] if isinstance(value, np.ndarray) else value
-    label[mask] = cls
+@dataclass
+class _Canvas:
+    """One scene being painted: temperatures, labels, pixel coordinates and the scene's random generator."""
+
+    rng: np.random.Generator
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        self.yy, self.xx = np.mgrid[0:self.height, 0:self.width].astype(np.float32)  # (H, W) each
+        self.temp = np.empty((self.height, self.width), np.float32)
+        self.label = np.zeros((self.height, self.width), np.uint8)
+        self.horizon = int(self.height * self.rng.uniform(0.3, 0.45))
+
+    def noise(self, cell: float, height: int | None = None) -> np.ndarray:
+        """Value noise over the frame (or ``height`` rows of it)."""
+        return _noise(self.rng, self.height if height is None else height, self.width, cell)
+
+    def paint(self, mask: np.ndarray, value: np.ndarray | float, cls: int) -> None:
+        """Sets temperature ``value`` (a map or a number) and label ``cls`` under ``mask``."""
+        self.temp[mask] = value[mask] if isinstance(value, np.ndarray) else value
+        self.label[mask] = cls
 
 
-def _add_car(
-    temp: np.ndarray,
-    label: np.ndarray,
-    yy: np.ndarray,
-    xx: np.ndarray,
-    rng: np.random.Generator,
-    foot: float,
-    cx: float,
-    size: float,
-) -> None:
+def _sky_and_ground(c: _Canvas) -> None:
+    sky = 32 + 28 * (c.yy / max(c.horizon, 1)) ** 2 + 4 * c.noise(c.width / 4)  # cold, warming to the horizon
+    c.paint(c.yy < c.horizon, sky, SKY)
+    ground = 100 + 7 * c.noise(10) + 4 * c.noise(2)
+    c.paint(c.yy >= c.horizon, ground, BACKGROUND)
+
+
+def _buildings(c: _Canvas) -> None:
+    """0-3 buildings standing on the horizon, windows in a grid (warmer or colder than the wall)."""
+    rng, yy, xx = c.rng, c.yy, c.xx
+    for _ in range(rng.integers(0, 4)):
+        x0, bw = rng.uniform(-0.1, 0.9) * c.width, rng.uniform(0.1, 0.3) * c.width
+        top = c.horizon - rng.uniform(0.12, 0.3) * c.height
+        wall = (xx >= x0) & (xx < x0 + bw) & (yy >= top) & (yy < c.horizon + 0.04 * c.height)
+        step = max(c.height / 16, 3.0)
+        windows = wall & ((yy - top) % step > step / 2) & ((xx - x0) % step > step / 2) & (yy > top + step / 2)
+        c.paint(wall, 118 + rng.uniform(0, 12) + 2 * c.noise(4), BUILDING)
+        c.temp[windows] += rng.choice([-18.0, 18.0])
+
+
+def _trees(c: _Canvas) -> None:
+    """Usually a tree line with gaps; leaves make a strong fine texture."""
+    rng = c.rng
+    if rng.random() >= 0.85:
+        return
+    edge = c.noise(c.width / 12, height=1)[0]  # (W,)
+    top = c.horizon - (rng.uniform(0.05, 0.18) + 0.05 * edge) * c.height
+    bottom = c.horizon + rng.uniform(0.03, 0.12) * c.height
+    present = c.noise(c.width / 5, height=1)[0] > rng.uniform(-0.8, 0.3)
+    trees = (c.yy >= top[None]) & (c.yy < bottom) & present[None]
+    c.paint(trees, 76 + 10 * c.noise(3) + 7 * c.noise(1), VEGETATION)
+
+
+def _road(c: _Canvas) -> tuple[np.ndarray, np.ndarray]:
+    """A warm road in perspective with cooler lane marks; returns its left and right edges (H, W)."""
+    rng, yy, xx, width = c.rng, c.yy, c.xx, c.width
+    vanish = rng.uniform(0.35, 0.65) * width
+    half_bottom = rng.uniform(0.25, 0.45) * width
+    centre_bottom = rng.uniform(0.35, 0.65) * width
+    t = np.clip((yy - c.horizon) / max(c.height - c.horizon, 1), 0, 1)  # 0 at the horizon, 1 at the bottom row
+    left = vanish * (1 - t) + (centre_bottom - half_bottom) * t - 0.02 * width
+    right = vanish * (1 - t) + (centre_bottom + half_bottom) * t + 0.02 * width
+    road = (yy >= c.horizon) & (xx >= left) & (xx <= right)
+    c.paint(road, 148 + 10 * t + 3 * c.noise(6), ROAD)
+    centre = (left + right) / 2
+    dashes = road & (np.abs(xx - centre) <= 0.5 + 1.5 * t) & ((yy * (1 + 3 * t)) % 16 < 8)
+    c.temp[dashes] -= 20  # painted lane marks emit less
+    return left, right
+
+
+def _car(c: _Canvas, foot: float, cx: float, size: float) -> None:
+    """Warm body, cold glass, hot engine at one end, hot tyres."""
+    rng, yy, xx = c.rng, c.yy, c.xx
     h, w = size, 2.2 * size
     body = (yy >= foot - 0.65 * h) & (yy <= foot - 0.15 * h) & (np.abs(xx - cx) <= w / 2)
     cabin = (yy >= foot - h) & (yy < foot - 0.65 * h) & (np.abs(xx - cx) <= 0.32 * w)
-    _paint(temp, label, body | cabin, 150 + rng.uniform(0, 20), CAR)
-    temp[cabin] -= 25  # glass reflects the cold sky
+    c.paint(body | cabin, 150 + rng.uniform(0, 20), CAR)
+    c.temp[cabin] -= 25  # glass reflects the cold sky
     front = cx + (w / 2 if rng.random() < 0.5 else -w / 2)
-    temp[body & (np.abs(xx - front) <= 0.3 * w)] = 205 + rng.uniform(0, 25)  # engine
+    c.temp[body & (np.abs(xx - front) <= 0.3 * w)] = 205 + rng.uniform(0, 25)  # engine
     for wx in (cx - 0.3 * w, cx + 0.3 * w):
         wheel = (yy - (foot - 0.2 * h)) ** 2 + (xx - wx) ** 2 <= (0.2 * h) ** 2
-        _paint(temp, label, wheel, 190 + rng.uniform(0, 20), CAR)
+        c.paint(wheel, 190 + rng.uniform(0, 20), CAR)
 
 
-def _add_person(
-    temp: np.ndarray,
-    label: np.ndarray,
-    yy: np.ndarray,
-    xx: np.ndarray,
-    rng: np.random.Generator,
-    foot: float,
-    cx: float,
-    size: float,
-) -> None:
+def _person(c: _Canvas, foot: float, cx: float, size: float) -> None:
+    """The brightest objects: an elliptic body and a hotter head."""
+    yy, xx = c.yy, c.xx
     h, w = size, 0.32 * size
     body = ((yy - (foot - 0.42 * h)) / (0.42 * h)) ** 2 + ((xx - cx) / (0.5 * w)) ** 2 <= 1
     head = (yy - (foot - 0.88 * h)) ** 2 + (xx - cx) ** 2 <= (0.11 * h) ** 2 + 0.5
-    _paint(temp, label, body, 200 + rng.uniform(0, 15), PERSON)
-    _paint(temp, label, head, 222 + rng.uniform(0, 15), PERSON)
+    c.paint(body, 200 + c.rng.uniform(0, 15), PERSON)
+    c.paint(head, 222 + c.rng.uniform(0, 15), PERSON)
+
+
+def _objects(c: _Canvas, left: np.ndarray, right: np.ndarray) -> None:
+    """0-3 cars on the road and 0-3 people anywhere below the horizon, drawn far to near."""
+    rng, height = c.rng, c.height
+    objects = []
+    for kind in ["car"] * int(rng.integers(0, 4)) + ["person"] * int(rng.integers(0, 4)):
+        s = rng.uniform(0.15, 1.0)
+        foot = c.horizon + s * (height - c.horizon)
+        row = min(int(foot), height - 1)
+        lo, hi = (left[row, 0], right[row, 0]) if kind == "car" else (0, c.width)
+        objects.append((foot, kind, rng.uniform(lo, max(hi, lo + 1)), s))
+    for foot, kind, cx, s in sorted(objects):
+        if kind == "car":
+            _car(c, foot, cx, max(0.28 * height * s, 4))
+        else:
+            _person(c, foot, cx, max(0.5 * height * s, 6))
+
+
+def _sensor(c: _Canvas) -> np.ndarray:
+    """Optics blur, ambient offset, vignetting, Gaussian and column noise -> uint8 (H, W)."""
+    rng, height, width = c.rng, c.height, c.width
+    temp = _blur(_blur(c.temp)) + rng.uniform(-12, 12)  # optics + scene-wide ambient offset
+    r2 = ((c.yy - height / 2) / height) ** 2 + ((c.xx - width / 2) / width) ** 2
+    temp *= 1 - rng.uniform(0.1, 0.4) * r2  # vignetting
+    temp += rng.normal(0, rng.uniform(1.5, 4), temp.shape) + rng.normal(0, rng.uniform(1, 3), (1, width))
+    return np.clip(np.rint(temp), 0, 255).astype(np.uint8)
 
 
 def make_scene(height: int, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -100,65 +183,12 @@ def make_scene(height: int, width: int, rng: np.random.Generator) -> tuple[np.nd
     Returns:
         The gray frame, uint8 ``(H, W)``, and its class indices, uint8 ``(H, W)`` (see :data:`SYNTHETIC_CLASSES`).
     """
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)  # (H, W) each
-    temp = np.empty((height, width), np.float32)
-    label = np.zeros((height, width), np.uint8)
-    horizon = int(height * rng.uniform(0.3, 0.45))
-
-    sky = 32 + 28 * (yy / max(horizon, 1)) ** 2 + 4 * _noise(rng, height, width, width / 4)
-    _paint(temp, label, yy < horizon, sky, SKY)
-    ground = 100 + 7 * _noise(rng, height, width, 10) + 4 * _noise(rng, height, width, 2)
-    _paint(temp, label, yy >= horizon, ground, BACKGROUND)
-
-    for _ in range(rng.integers(0, 4)):  # buildings standing on the horizon, windows in a grid
-        x0, bw = rng.uniform(-0.1, 0.9) * width, rng.uniform(0.1, 0.3) * width
-        top = horizon - rng.uniform(0.12, 0.3) * height
-        wall = (xx >= x0) & (xx < x0 + bw) & (yy >= top) & (yy < horizon + 0.04 * height)
-        step = max(height / 16, 3.0)
-        windows = wall & ((yy - top) % step > step / 2) & ((xx - x0) % step > step / 2) & (yy > top + step / 2)
-        _paint(temp, label, wall, 118 + rng.uniform(0, 12) + 2 * _noise(rng, height, width, 4), BUILDING)
-        temp[windows] += rng.choice([-18.0, 18.0])
-
-    if rng.random() < 0.85:  # tree lines with gaps; leaves make a strong fine texture
-        edge = _noise(rng, 1, width, width / 12)[0]  # (W,)
-        top = horizon - (rng.uniform(0.05, 0.18) + 0.05 * edge) * height
-        bottom = horizon + rng.uniform(0.03, 0.12) * height
-        present = _noise(rng, 1, width, width / 5)[0] > rng.uniform(-0.8, 0.3)
-        trees = (yy >= top[None]) & (yy < bottom) & present[None]
-        leaves = 76 + 10 * _noise(rng, height, width, 3) + 7 * _noise(rng, height, width, 1)
-        _paint(temp, label, trees, leaves, VEGETATION)
-
-    vanish = rng.uniform(0.35, 0.65) * width
-    half_bottom = rng.uniform(0.25, 0.45) * width
-    centre_bottom = rng.uniform(0.35, 0.65) * width
-    t = np.clip((yy - horizon) / max(height - horizon, 1), 0, 1)  # 0 at the horizon, 1 at the bottom row
-    left = vanish * (1 - t) + (centre_bottom - half_bottom) * t - 0.02 * width
-    right = vanish * (1 - t) + (centre_bottom + half_bottom) * t + 0.02 * width
-    road = (yy >= horizon) & (xx >= left) & (xx <= right)
-    asphalt = 148 + 10 * t + 3 * _noise(rng, height, width, 6)
-    _paint(temp, label, road, asphalt, ROAD)
-    centre = (left + right) / 2
-    dashes = road & (np.abs(xx - centre) <= 0.5 + 1.5 * t) & ((yy * (1 + 3 * t)) % 16 < 8)
-    temp[dashes] -= 20  # painted lane marks emit less
-
-    objects = []
-    for kind in ["car"] * int(rng.integers(0, 4)) + ["person"] * int(rng.integers(0, 4)):
-        s = rng.uniform(0.15, 1.0)
-        foot = horizon + s * (height - horizon)
-        row = min(int(foot), height - 1)
-        lo, hi = (left[row, 0], right[row, 0]) if kind == "car" else (0, width)
-        objects.append((foot, kind, rng.uniform(lo, max(hi, lo + 1)), s))
-    for foot, kind, cx, s in sorted(objects):  # far to near
-        if kind == "car":
-            _add_car(temp, label, yy, xx, rng, foot, cx, max(0.28 * height * s, 4))
-        else:
-            _add_person(temp, label, yy, xx, rng, foot, cx, max(0.5 * height * s, 6))
-
-    temp = _blur(_blur(temp)) + rng.uniform(-12, 12)  # optics + scene-wide ambient offset
-    r2 = ((yy - height / 2) / height) ** 2 + ((xx - width / 2) / width) ** 2
-    temp *= 1 - rng.uniform(0.1, 0.4) * r2  # vignetting
-    temp += rng.normal(0, rng.uniform(1.5, 4), temp.shape) + rng.normal(0, rng.uniform(1, 3), (1, width))
-    return np.clip(np.rint(temp), 0, 255).astype(np.uint8), label
+    canvas = _Canvas(rng, height, width)
+    _sky_and_ground(canvas)
+    _buildings(canvas)
+    _trees(canvas)
+    _objects(canvas, *_road(canvas))
+    return _sensor(canvas), canvas.label
 
 
 class SyntheticThermalDataset(SegDataset):

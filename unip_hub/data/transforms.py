@@ -19,6 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unip_hub.constants import PRETRAIN_MEAN, PRETRAIN_STD, SEG_MEAN, SEG_STD
+from unip_hub.utils.geometry import rescale_size
+
 __all__ = [
     "PRETRAIN_MEAN",
     "PRETRAIN_STD",
@@ -35,16 +38,6 @@ __all__ = [
     "resize_image",
     "resize_label",
 ]
-
-SEG_MEAN = 96.9255
-"""Mean of the fine-tuning normalisation, on the 0-255 gray scale (all three channels)."""
-SEG_STD = 47.8976
-"""Standard deviation of the fine-tuning normalisation, on the 0-255 gray scale."""
-PRETRAIN_MEAN = 0.3801
-"""Mean of the distillation normalisation, on the 0-1 scale (InfMix gray)."""
-PRETRAIN_STD = 0.1871
-"""Standard deviation of the distillation normalisation, on the 0-1 scale."""
-
 
 @dataclass
 class SegTransformConfig:
@@ -79,13 +72,6 @@ class SegTransformConfig:
     std: float = SEG_STD
     pad_value: float = 0.0
     ignore_index: int = 255
-
-
-def rescale_size(height: int, width: int, scale: tuple[int, int]) -> tuple[int, int]:
-    """Size ``(H, W)`` of an image rescaled to fit ``scale`` (long edge, short edge) keeping its aspect ratio."""
-    long_edge, short_edge = max(scale), min(scale)
-    factor = min(long_edge / max(height, width), short_edge / min(height, width))
-    return int(height * factor + 0.5), int(width * factor + 0.5)
 
 
 def resize_image(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -168,10 +154,17 @@ def photometric_distortion(
     return gray
 
 
-def normalize(gray: np.ndarray, mean: float = SEG_MEAN, std: float = SEG_STD) -> torch.Tensor:
-    """Normalise a uint8 ``(H, W)`` image and copy it to three channels: float32 ``(3, H, W)``."""
+def normalize(gray: np.ndarray, mean: float = SEG_MEAN, std: float = SEG_STD, channels: int = 3) -> torch.Tensor:
+    """The one gray -> model input conversion: ``(gray - mean) / std`` copied to ``channels``: float32 (C, H, W).
+
+    Args:
+        gray: uint8 (or any real) ``(H, W)`` image on the 0-255 scale.
+        mean: Mean on the 0-255 scale (fine-tuning: ``SEG_MEAN``; backbones: ``PRETRAIN_MEAN * 255``).
+        std: Standard deviation on the 0-255 scale.
+        channels: Input channels of the model (3 for the UNIP ViTs, gray copied).
+    """
     x = (torch.from_numpy(np.ascontiguousarray(gray)).float() - mean) / std  # (H, W)
-    return x.unsqueeze(0).repeat(3, 1, 1)  # (3, H, W)
+    return x.unsqueeze(0).repeat(channels, 1, 1)  # (C, H, W)
 
 
 def pad_to(

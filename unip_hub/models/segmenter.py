@@ -2,28 +2,28 @@
 
 Data flow (reference section 4): blocks ``layers`` of the backbone, patch tokens **before** the final norm, as
 (B, C, H/16, W/16) maps -> neck (LL-FPN: strides 4/8/16/32) -> decode head -> logits at stride 4 -> bilinear
-resize to the input size. Inputs of any size are padded at the bottom/right to a multiple of 16 with 0 (the
-mean gray after normalisation, as mmseg pads) and the logits are cropped back. The class does no file I/O:
-:func:`unip_hub.create_segmenter` builds it and loads weights.
+resize to the input size. Inputs of any size are padded at the bottom/right with 0 (the mean gray after
+normalisation, as mmseg pads) to a multiple of 16 and at least the pyramid's coarsest stride (so a 1x1 image
+works), and the logits are cropped back. The class takes and returns tensors only: reading files, PIL images and
+arrays is :class:`unip_hub.inference.Predictor`'s job, building and loading :func:`unip_hub.create_segmenter`'s.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unip_hub.data.transforms import SEG_MEAN, SEG_STD
-from unip_hub.inference.slide import slide_logits
+from unip_hub.constants import SEG_MEAN, SEG_STD, SLIDE_CROP, SLIDE_STRIDE
 from unip_hub.models.pyramid import ViTPyramid
+from unip_hub.models.slide import InferenceOptions, infer_logits, slide_logits
 from unip_hub.models.vit import UnipViT
 
-ImageLike = str | os.PathLike | np.ndarray | torch.Tensor | Any  # Any: PIL.Image.Image (not imported here)
+_NOT_A_TENSOR = ("Segmenter.{method} takes normalised float tensors (C_in, H, W) or (B, C_in, H, W), got {got}; "
+                 "for a path, PIL image or array use unip_hub.inference.Predictor(seg).{method}(image)")
 
 
 class Segmenter(ViTPyramid):
@@ -39,7 +39,7 @@ class Segmenter(ViTPyramid):
         num_classes: K.
         class_names: Optional names of the K classes.
         palette: Optional K RGB colours for rendering.
-        mean: Normalisation mean on the 0-255 gray scale (for :meth:`predict` on raw images).
+        mean: Normalisation mean on the 0-255 gray scale (used by the predictor on raw images).
         std: Normalisation standard deviation on the 0-255 gray scale.
         align_corners: ``align_corners`` of the final resize to the input size.
     """
@@ -93,9 +93,16 @@ class Segmenter(ViTPyramid):
     def patch_size(self) -> int:
         return self.backbone.patch_size
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def min_input_size(self) -> int:
+        """Smallest padded side the network takes: the coarsest pyramid stride, a multiple of the patch size."""
         p = self.patch_size
-        ph, pw = -x.shape[-2] % p, -x.shape[-1] % p
+        return -(-max(max(self.strides), p) // p) * p
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        p, m = self.patch_size, self.min_input_size
+        h, w = x.shape[-2:]
+        ph, pw = max(-h % p, m - h), max(-w % p, m - w)  # to a multiple of 16, at least the coarsest stride
         return F.pad(x, (0, pw, 0, ph)) if ph or pw else x  # zeros = mean gray after normalisation
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -124,83 +131,50 @@ class Segmenter(ViTPyramid):
         return logits, aux
 
     # ------------------------------------------------------------------------------------------ inference
-    def slide_logits(self, x: torch.Tensor, crop: int | tuple[int, int] = 512, stride: int | tuple[int, int] = 341,
-                     batch_windows: int = 4) -> torch.Tensor:
+    def slide_logits(self, x: torch.Tensor, crop: int | tuple[int, int] = SLIDE_CROP,
+                     stride: int | tuple[int, int] = SLIDE_STRIDE, batch_windows: int = 4) -> torch.Tensor:
         """mmseg slide inference of normalised images (B, C_in, H, W) -> logits (B, K, H, W), overlaps averaged."""
         return slide_logits(self, x, self.num_classes, crop, stride, batch_windows)
 
-    def prepare(self, image: ImageLike) -> torch.Tensor:
-        """Any supported image -> normalised model input (B, C_in, H, W) on the model's device.
-
-        A floating tensor (C_in, H, W) or (B, C_in, H, W) is taken as already normalised. Anything else (path,
-        numpy array, PIL image, integer or 2-D tensor) is read by :func:`unip_hub.data.readers.read_thermal` --
-        8-bit, 16-bit radiometric, 4-channel MFNet, RGB, ``.npy`` -- and normalised with ``mean``/``std``.
-        """
-        device = next(self.parameters()).device
+    def _as_batch(self, x: Any, method: str) -> torch.Tensor:
+        """A normalised float tensor (C_in, H, W) / (B, C_in, H, W) -> (B, C_in, H, W) on the model's device."""
         c_in = self.backbone.in_chans
-        if isinstance(image, torch.Tensor) and image.is_floating_point() and image.ndim in (3, 4) \
-                and image.shape[-3] == c_in:
-            x = image if image.ndim == 4 else image[None]
-            return x.to(device=device, dtype=torch.float32)
-        from unip_hub.data.readers import read_thermal
-
-        if isinstance(image, torch.Tensor):
-            image = image.detach().cpu().numpy()
-        gray = read_thermal(image)  # (H, W) uint8
-        x = (torch.from_numpy(gray).float() - self.mean) / self.std  # (H, W)
-        return x[None, None].expand(1, c_in, *gray.shape).contiguous().to(device)  # (1, C_in, H, W)
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim in (3, 4) and x.shape[-3] == c_in):
+            got = f"a tensor of shape {tuple(x.shape)} and dtype {x.dtype}" if isinstance(x, torch.Tensor) \
+                else f"a {type(x).__name__}"
+            raise TypeError(_NOT_A_TENSOR.format(method=method, got=got))
+        device = next(self.parameters()).device
+        return (x if x.ndim == 4 else x[None]).to(device=device, dtype=torch.float32)
 
     @torch.no_grad()
-    def predict_logits(
-        self,
-        image: ImageLike,
-        mode: str = "whole",
-        crop_size: int | tuple[int, int] = 512,
-        stride: int | tuple[int, int] = 341,
-        batch_windows: int = 4,
-        scale: tuple[int, int] | None = None,
-    ) -> torch.Tensor:
-        """Eval-mode logits (B, K, H, W) at the image's own size (see :meth:`predict` for the arguments)."""
-        if mode not in ("whole", "slide"):
-            raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
-        x = self.prepare(image)
-        size = tuple(x.shape[-2:])
-        if scale is not None:  # the test pipeline: fit (long, short) keeping the aspect ratio, resize back after
-            long_edge, short_edge = max(scale), min(scale)
-            f = min(long_edge / max(size), short_edge / min(size))
-            target = (int(size[0] * f + 0.5), int(size[1] * f + 0.5))
-            x = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
+    def predict_logits(self, x: torch.Tensor, options: InferenceOptions | None = None, **kwargs: Any) -> torch.Tensor:
+        """Eval-mode logits (B, K, H, W) of normalised images, at their own size.
+
+        Args:
+            x: Normalised float tensor (C_in, H, W) or (B, C_in, H, W).
+            options: How to run (mode, windows, rescaling); or pass its fields as keywords (``mode="slide"``,
+                ``crop_size``, ``stride``, ``batch_windows``, ``scale``; see
+                :class:`~unip_hub.models.slide.InferenceOptions`).
+
+        Raises:
+            TypeError: ``x`` is not such a tensor (paths, PIL images and arrays go through
+                :class:`unip_hub.inference.Predictor`).
+        """
+        options = options if options is not None else InferenceOptions(**kwargs)
+        x = self._as_batch(x, "predict_logits")
         was_training = self.training
         self.eval()
         try:
-            logits = self(x) if mode == "whole" else self.slide_logits(x, crop_size, stride, batch_windows)
+            return infer_logits(self, x, self.num_classes, options, self.align_corners)
         finally:
             self.train(was_training)
-        if tuple(logits.shape[-2:]) != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
-        return logits
 
-    def predict(
-        self,
-        image: ImageLike,
-        mode: str = "whole",
-        crop_size: int | tuple[int, int] = 512,
-        stride: int | tuple[int, int] = 341,
-        batch_windows: int = 4,
-        scale: tuple[int, int] | None = None,
-    ) -> torch.Tensor:
-        """Class-index map of one image: (H, W) int64 on the CPU ((B, H, W) for a batched tensor).
+    def predict(self, x: torch.Tensor, options: InferenceOptions | None = None, **kwargs: Any) -> torch.Tensor:
+        """Class-index map of normalised images: (H, W) int64 on the CPU ((B, H, W) for a batched tensor).
 
-        Args:
-            image: Path, PIL image, numpy array (any format of :mod:`unip_hub.data.readers`), or tensor (a
-                floating (C_in, H, W) / (B, C_in, H, W) tensor is taken as already normalised).
-            mode: ``"whole"`` (one pass, padded to a multiple of 16) or ``"slide"`` (mmseg sliding windows).
-            crop_size: Window side for ``"slide"`` (UNIP: 512).
-            stride: Window step for ``"slide"`` (UNIP: 341).
-            batch_windows: Windows per forward pass for ``"slide"``.
-            scale: ``(long, short)`` edge to rescale to first (UNIP's test pipeline: (2048, 512)); the logits are
-                resized back, so the map always has the input's size. ``None`` = native resolution.
+        Takes the arguments of :meth:`predict_logits`. For files, PIL images and arrays (8-bit, 16-bit
+        radiometric, MFNet, ``.npy``) use ``unip_hub.inference.Predictor(seg).predict(image, mode="slide")``.
         """
-        batched = isinstance(image, torch.Tensor) and image.ndim == 4
-        labels = self.predict_logits(image, mode, crop_size, stride, batch_windows, scale).argmax(dim=1).cpu()
-        return labels if batched else labels[0]
+        self._as_batch(x, "predict")  # a TypeError naming the predictor for anything but a normalised tensor
+        labels = self.predict_logits(x, options, **kwargs).argmax(dim=1).cpu()
+        return labels if x.ndim == 4 else labels[0]

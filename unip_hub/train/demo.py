@@ -83,6 +83,7 @@ def write_overlays(seg: Any, dataset: Any, out_dir: Path, count: int = 4, mode: 
     from PIL import Image
 
     from unip_hub.data.readers import read_label
+    from unip_hub.inference import Predictor
 
     out_dir.mkdir(parents=True, exist_ok=True)
     palette = [list(c) for c in (palette or seg.palette or dataset.PALETTE)]
@@ -91,7 +92,8 @@ def write_overlays(seg: Any, dataset: Any, out_dir: Path, count: int = 4, mode: 
         image_path, label_path = dataset.samples[i]
         gray = dataset.read_image(image_path)  # (H, W) uint8
         label = read_label(label_path)
-        pred = seg.predict(gray, mode=mode, crop_size=crop_size, stride=round(crop_size * 2 / 3), scale=scale).numpy()
+        pred = Predictor(seg).predict(gray, mode=mode, crop_size=crop_size, stride=round(crop_size * 2 / 3),
+                                      scale=scale).numpy()
         rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
         panels = [rgb, 0.45 * rgb + 0.55 * _colorize(pred.astype(np.uint8), palette),
                   0.45 * rgb + 0.55 * _colorize(label, palette)]

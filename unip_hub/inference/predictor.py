@@ -1,0 +1,107 @@
+"""The predictor: any infrared file or array in, class map out (SAM's ``SamPredictor`` split, for UNIP).
+
+:class:`~unip_hub.models.segmenter.Segmenter` takes and returns tensors; this class does everything around it:
+reading the input (path, PIL image, numpy array or tensor in any format of :func:`unip_hub.data.read_thermal`),
+scaling it to 8-bit gray, normalising it with the segmenter's mean/std, and running whole-image or
+sliding-window inference (:func:`unip_hub.models.slide.infer_logits`) through :meth:`Predictor.forward`, the
+one place the model is called (a compiled model or another runtime plugs in there).
+
+>>> from unip_hub.inference import Predictor
+>>> mask = Predictor(seg).predict("frame_16bit.tiff", mode="slide")  # (H, W) int64 class indices
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from unip_hub.data.readers import read_thermal
+from unip_hub.data.transforms import normalize
+from unip_hub.models.slide import InferenceOptions, infer_logits
+
+__all__ = ["ImageLike", "Predictor", "predict"]
+
+ImageLike = str | os.PathLike | np.ndarray | torch.Tensor | Any  # Any: PIL.Image.Image (not imported here)
+
+
+class Predictor:
+    """Runs a segmenter on raw infrared inputs.
+
+    Args:
+        segmenter: A :class:`~unip_hub.models.segmenter.Segmenter` (put in eval mode for each call, restored after).
+        device: Where inputs go; the segmenter's own device by default.
+    """
+
+    def __init__(self, segmenter: Any, device: str | torch.device | None = None) -> None:
+        self.segmenter = segmenter
+        self.device = torch.device(device) if device is not None else next(segmenter.parameters()).device
+
+    @property
+    def num_classes(self) -> int:
+        return self.segmenter.num_classes
+
+    def read(self, image: ImageLike) -> np.ndarray:
+        """Any supported input -> the 8-bit gray frame (H, W) the model sees (and overlays are drawn on)."""
+        if isinstance(image, torch.Tensor):
+            image = image.detach().cpu().numpy()
+        return read_thermal(image)
+
+    def prepare(self, image: ImageLike) -> torch.Tensor:
+        """Any supported input -> normalised model input (B, C_in, H, W) on the device.
+
+        A floating tensor (C_in, H, W) or (B, C_in, H, W) is taken as already normalised; anything else is read
+        (:meth:`read`) and normalised with the segmenter's ``mean``/``std``.
+        """
+        c_in = self.segmenter.backbone.in_chans
+        if isinstance(image, torch.Tensor) and image.is_floating_point() and image.ndim in (3, 4) \
+                and image.shape[-3] == c_in:
+            x = image if image.ndim == 4 else image[None]
+            return x.to(device=self.device, dtype=torch.float32)
+        return self.normalize(self.read(image))
+
+    def normalize(self, gray: np.ndarray) -> torch.Tensor:
+        """8-bit gray (H, W) -> normalised (1, C_in, H, W) on the device."""
+        seg = self.segmenter
+        return normalize(gray, seg.mean, seg.std, seg.backbone.in_chans)[None].to(self.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model call: normalised (n, C_in, h, w) -> logits (n, K, h, w). Replace it to use another runtime."""
+        return self.segmenter(x)
+
+    @torch.no_grad()
+    def predict_logits(self, image: ImageLike, options: InferenceOptions | None = None, **kwargs: Any
+                       ) -> torch.Tensor:
+        """Eval-mode logits (B, K, H, W) at the image's own size.
+
+        Args:
+            image: Path, PIL image, numpy array or tensor (see :meth:`prepare`).
+            options: Mode, windows and rescaling (:class:`~unip_hub.models.slide.InferenceOptions`), or its fields
+                as keywords: ``mode="whole" | "slide"``, ``crop_size=512``, ``stride=341``, ``batch_windows=4``,
+                ``scale=None`` (UNIP's test pipeline: ``(2048, 512)``).
+        """
+        options = options if options is not None else InferenceOptions(**kwargs)
+        return self.logits_of(self.prepare(image), options)
+
+    def logits_of(self, x: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
+        """Eval-mode logits of a prepared batch (B, C_in, H, W) -> (B, K, H, W)."""
+        seg = self.segmenter
+        was_training = seg.training
+        seg.eval()
+        try:
+            with torch.no_grad():
+                return infer_logits(self.forward, x, seg.num_classes, options, seg.align_corners)
+        finally:
+            seg.train(was_training)
+
+    def predict(self, image: ImageLike, options: InferenceOptions | None = None, **kwargs: Any) -> torch.Tensor:
+        """Class-index map: (H, W) int64 on the CPU ((B, H, W) for a batched tensor); see :meth:`predict_logits`."""
+        labels = self.predict_logits(image, options, **kwargs).argmax(dim=1).cpu()
+        return labels if isinstance(image, torch.Tensor) and image.ndim == 4 else labels[0]
+
+
+def predict(segmenter: Any, image: ImageLike, **options: Any) -> torch.Tensor:
+    """``Predictor(segmenter).predict(image, **options)``: the class map of one image."""
+    return Predictor(segmenter).predict(image, **options)
