@@ -44,7 +44,7 @@ def test_mmseg_file_settings_inferred(tmp_path):
     assert meta["class_names"] == list(CLASSES)
     found = infer_segmenter_config(sd)
     assert found == {"embed_dim": 64, "depth": 2, "num_classes": NUM_CLASSES, "head": "upernet", "aux": True,
-                     "img_size": 128, "in_chans": 3}
+                     "img_size": 128, "in_chans": 3, "patch_size": 16, "layer_scale": True, "qkv_bias": True}
     with pytest.raises(ValueError, match="arch"):  # width 64 is no released size
         load_segmenter(path)
     with pytest.raises(CheckpointError, match="width 64"):

@@ -15,28 +15,28 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".npy")
+from unip_hub.constants import INPUT_EXTENSIONS, PATCH_SIZE, PRETRAIN_MEAN, PRETRAIN_STD
+from unip_hub.utils.files import list_files
 
 
 def list_images(folder: str | os.PathLike, max_images: int | None = None) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted), at most ``max_images``."""
+    """Image files (and ``.npy`` frames) under ``folder`` (recursive, sorted), at most ``max_images``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_files(folder, INPUT_EXTENSIONS, limit=max_images or None)
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    return files[:max_images] if max_images else files
+        raise ValueError(f"no images ({', '.join(INPUT_EXTENSIONS)}) under {folder}")
+    return files
 
 
 def load_gray_batch(files: list[Path], size: int = 224, mean: float | None = None, std: float | None = None
                     ) -> tuple[torch.Tensor, list[np.ndarray]]:
     """Reads ``files`` as a normalised batch (B, 3, size, size) and the resized uint8 gray images shown in plots."""
     from unip_hub.data.readers import read_thermal
-    from unip_hub.data.transforms import PRETRAIN_MEAN, PRETRAIN_STD
 
-    if size % 16:
-        raise ValueError(f"image size {size} must be a multiple of the patch size 16")
+    if size % PATCH_SIZE:
+        raise ValueError(f"image size {size} must be a multiple of the patch size {PATCH_SIZE}")
     mean = PRETRAIN_MEAN if mean is None else mean
     std = PRETRAIN_STD if std is None else std
     grays, tensors = [], []

@@ -1,13 +1,12 @@
 """Figures of attention patterns: the per-layer NMI / distance profile with its bands, and query attention maps.
 
 matplotlib is imported when a function runs and used through its object API with the Agg canvas (no pyplot, no
-global backend change). Files are written to a temporary name and moved into place.
+global backend change). Files are written atomically (:func:`unip_hub.utils.atomic.atomic_path`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from unip_hub.analysis.profile import DEFAULT_TARGET_NMI, GLOBAL_MAX_NMI, LOCAL_MIN_NMI, AttentionProfile
+from unip_hub.utils.atomic import atomic_path
 
 _BANDS = (("global", 0.0, GLOBAL_MAX_NMI, "#d9e7f5"), ("hybrid", GLOBAL_MAX_NMI, LOCAL_MIN_NMI, "#fbe3c8"),
           ("local", LOCAL_MIN_NMI, 1.0, "#dcefd9"))
@@ -33,17 +33,9 @@ def _new_figure(width: float, height: float):
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def plot_profile(profile: AttentionProfile, path: str | os.PathLike, target: float = DEFAULT_TARGET_NMI,

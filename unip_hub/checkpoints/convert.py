@@ -48,8 +48,8 @@ def detect_format(obj: Mapping[str, Any]) -> str:
                           "dict, {'model': state_dict} (released UNIP/MAE files) or {'state_dict': ...} (mmseg)")
 
 
-def _rename_layer_scale(key: str) -> str:
-    # mmseg/BEiT ``blocks.i.gamma_1`` -> timm ``blocks.i.ls1.gamma``
+def rename_layer_scale(key: str) -> str:
+    """mmseg/BEiT layer-scale names ``blocks.i.gamma_1`` -> timm's ``blocks.i.ls1.gamma``; other keys unchanged."""
     return re.sub(r"\.gamma_([12])$", r".ls\1.gamma", key)
 
 
@@ -60,7 +60,7 @@ def backbone_state_dict(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         sd = obj["model"]
     elif fmt == "mmseg":
         sd = {k[len("backbone."):]: v for k, v in obj["state_dict"].items() if k.startswith("backbone.")}
-        sd = {_rename_layer_scale(k): v for k, v in sd.items() if not _NECK.match(k)}
+        sd = {rename_layer_scale(k): v for k, v in sd.items() if not _NECK.match(k)}
     else:
         sd = obj["state_dict"] if "state_dict" in obj else obj
     sd = _strip_prefix(sd, "module.")
@@ -80,7 +80,7 @@ def convert_mmseg_segmenter(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     for k, v in _strip_prefix(obj["state_dict"], "module.").items():
         if k.startswith("backbone."):
             sub = k[len("backbone."):]
-            k = "neck." + sub if _NECK.match(sub) else "backbone." + _rename_layer_scale(sub)
+            k = "neck." + sub if _NECK.match(sub) else "backbone." + rename_layer_scale(sub)
         out[k] = v
     return out
 

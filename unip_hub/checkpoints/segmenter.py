@@ -12,9 +12,7 @@ Layouts read (all through :func:`read_checkpoint`, so no pickled code ever runs)
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,10 @@ from torch import nn
 
 from unip_hub.checkpoints.convert import convert_mmseg_segmenter
 from unip_hub.checkpoints.read import SAFETENSORS_NAME, CheckpointError, read_checkpoint
+from unip_hub.checkpoints.spec import infer_vit_spec
+from unip_hub.utils.atomic import atomic_path
 
 META_KEY = "unip_segmenter"
-_WIDTHS = {192: "unip_vit_tiny", 384: "unip_vit_small", 768: "unip_vit_base", 1024: "unip_vit_large"}
 
 
 def _has_head(keys: Any) -> bool:
@@ -93,38 +92,27 @@ def read_segmenter_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.
 
 
 def infer_segmenter_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """What the weights themselves say: arch (by width), depth, num_classes, head, aux, img_size, in_chans.
+    """What the weights themselves say: num_classes, head, aux, and the backbone's shape (:func:`infer_vit_spec`:
+    embed_dim, depth, patch_size, in_chans, img_size, layer_scale, qkv_bias) when it is a complete ViT.
 
     The neck type (last-layer vs. multi-layer) cannot be read from the weights (same branches); it is not returned.
+    The architecture name is :func:`unip_hub.models.vit.arch_from_shape` of ``embed_dim`` and ``depth``.
     """
-    out: dict[str, Any] = {}
-    cls = sd.get("backbone.cls_token")
-    if cls is not None:
-        out["embed_dim"] = int(cls.shape[-1])
-        if out["embed_dim"] in _WIDTHS:
-            out["arch"] = _WIDTHS[out["embed_dim"]]
-    blocks = {int(k.split(".")[2]) for k in sd if k.startswith("backbone.blocks.")}
-    if blocks:
-        out["depth"] = max(blocks) + 1
+    try:
+        out: dict[str, Any] = infer_vit_spec(sd, prefix="backbone.")
+    except CheckpointError:
+        out = {}
     seg = sd.get("decode_head.conv_seg.weight")
     if seg is not None:
         out["num_classes"] = int(seg.shape[0])
     out["head"] = "upernet" if any(k.startswith("decode_head.psp_modules.") for k in sd) else "linear"
     out["aux"] = any(k.startswith("auxiliary_head.") for k in sd)
-    pos = sd.get("backbone.pos_embed")
-    if pos is not None and pos.ndim == 3:
-        side = math.isqrt(pos.shape[1] - 1)
-        if side * side == pos.shape[1] - 1:
-            out["img_size"] = side * 16
-    proj = sd.get("backbone.patch_embed.proj.weight")
-    if proj is not None and proj.ndim == 4:
-        out["in_chans"] = int(proj.shape[1])
     return out
 
 
 def save_segmenter_checkpoint(model: nn.Module, path: str | os.PathLike, meta: Mapping[str, Any] | None = None
                               ) -> Path:
-    """Writes a segmenter's weights and meta atomically (temp file + ``os.replace``).
+    """Writes a segmenter's weights and meta atomically (:func:`unip_hub.utils.atomic.atomic_path`).
 
     ``.safetensors`` paths get a flat safetensors file (meta as JSON metadata); anything else a ``.pth``
     ``{'state_dict', 'meta'}`` readable with ``torch.load(weights_only=True)``. ``meta`` defaults to the
@@ -137,18 +125,11 @@ def save_segmenter_checkpoint(model: nn.Module, path: str | os.PathLike, meta: M
                 "mean": getattr(model, "mean", None), "std": getattr(model, "std", None)}
     meta = json.loads(json.dumps(dict(meta)))  # plain lists/dicts/numbers/strings only (weights_only-safe)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
-            save_file(sd, tmp, metadata={META_KEY: json.dumps(meta)})
+            save_file(sd, str(tmp), metadata={META_KEY: json.dumps(meta)})
         else:
             torch.save({"state_dict": sd, "meta": meta}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

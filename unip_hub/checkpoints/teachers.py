@@ -18,7 +18,6 @@ embedding and of each block up to the distilled layer must be in the file, and n
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -26,8 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from unip_hub.checkpoints.convert import rename_layer_scale
 from unip_hub.checkpoints.load import LoadReport, load_state_dict_strict
 from unip_hub.checkpoints.read import CheckpointError
+from unip_hub.checkpoints.spec import infer_vit_spec
+
+__all__ = ["TEACHER_FORMATS", "convert_deit", "convert_dino", "convert_ibot", "convert_mae", "convert_timm",
+           "convert_unip", "detect_teacher_format", "infer_vit_spec", "load_teacher_state_dict", "teacher_state_dict"]
 
 TEACHER_FORMATS = ("mae", "ibot", "dino", "deit", "timm", "unip")
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
@@ -47,8 +51,7 @@ def _strip(sd: Mapping[str, torch.Tensor], *prefixes: str) -> dict[str, torch.Te
 
 
 def _rename_layer_scale(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # BEiT/mmseg ``blocks.i.gamma_1`` -> timm ``blocks.i.ls1.gamma``
-    return {re.sub(r"\.gamma_([12])$", r".ls\1.gamma", k): v for k, v in sd.items()}
+    return {rename_layer_scale(k): v for k, v in sd.items()}
 
 
 def _model_dict(obj: Mapping[str, Any], fmt: str) -> dict[str, torch.Tensor]:
@@ -160,28 +163,6 @@ def teacher_state_dict(obj: Mapping[str, Any], fmt: str = "auto", drop_dist_toke
     if fmt not in converters:
         raise ValueError(f"unknown teacher format {fmt!r}; choose one of {TEACHER_FORMATS} or 'auto'")
     return _rename_layer_scale(converters[fmt](obj))
-
-
-def infer_vit_spec(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """What a ViT state dict says about its shape: embed_dim, depth, patch_size, in_chans, img_size, layer scale.
-
-    Raises:
-        CheckpointError: the weights are not a ViT with class token, position embedding and blocks.
-    """
-    need = ("cls_token", "pos_embed", "patch_embed.proj.weight")
-    missing = [k for k in need if k not in sd]
-    blocks = sorted({int(m.group(1)) for k in sd if (m := _BLOCK.match(k))})
-    if missing or not blocks:
-        raise CheckpointError(f"not a ViT encoder in MAE/timm names: missing {missing or ['blocks.*']} (found keys "
-                              f"such as {sorted(sd)[:6]}); check the file and its format")
-    proj = sd["patch_embed.proj.weight"]  # (C, in_chans, p, p)
-    n = sd["pos_embed"].shape[1] - 1
-    side = math.isqrt(n)
-    if side * side != n:
-        raise CheckpointError(f"pos_embed has {n} patch positions (+1 class token), not a square grid")
-    return {"embed_dim": int(proj.shape[0]), "depth": blocks[-1] + 1, "patch_size": int(proj.shape[-1]),
-            "in_chans": int(proj.shape[1]), "img_size": side * int(proj.shape[-1]),
-            "layer_scale": "blocks.0.ls1.gamma" in sd, "qkv_bias": "blocks.0.attn.qkv.bias" in sd}
 
 
 def load_teacher_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], layer: int, source: str = "teacher"

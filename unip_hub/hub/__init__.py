@@ -1,14 +1,29 @@
-"""Weights registry, resolution/download and the backbone builders."""
+"""Weights registry, resolution/download and the backbone builders.
 
-from unip_hub.hub.backbones import (
-    create_backbone,
-    unip_vit_base,
-    unip_vit_large,
-    unip_vit_small,
-    unip_vit_tiny,
-)
-from unip_hub.hub.registry import Weights, WeightsEntry, get_weights_entry, list_models, list_weights
-from unip_hub.hub.resolve import ENV_WEIGHTS_DIR, WeightsNotFoundError, resolve_weights
+The names are imported on first use (PEP 562), so that ``unip_hub.hub.registry`` -- plain metadata, read by the
+timm registration from inside timm's own import -- loads without the model code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "ENV_WEIGHTS_DIR": "unip_hub.hub.resolve",
+    "Weights": "unip_hub.hub.registry",
+    "WeightsEntry": "unip_hub.hub.registry",
+    "WeightsNotFoundError": "unip_hub.hub.resolve",
+    "create_backbone": "unip_hub.hub.backbones",
+    "get_weights_entry": "unip_hub.hub.registry",
+    "list_models": "unip_hub.hub.registry",
+    "list_weights": "unip_hub.hub.registry",
+    "resolve_weights": "unip_hub.hub.resolve",
+    "unip_vit_base": "unip_hub.hub.backbones",
+    "unip_vit_large": "unip_hub.hub.backbones",
+    "unip_vit_small": "unip_hub.hub.backbones",
+    "unip_vit_tiny": "unip_hub.hub.backbones",
+}
 
 __all__ = [
     "ENV_WEIGHTS_DIR",
@@ -25,3 +40,20 @@ __all__ = [
     "unip_vit_small",
     "unip_vit_tiny",
 ]
+
+if TYPE_CHECKING:
+    from unip_hub.hub.backbones import create_backbone, unip_vit_base, unip_vit_large, unip_vit_small, unip_vit_tiny
+    from unip_hub.hub.registry import Weights, WeightsEntry, get_weights_entry, list_models, list_weights
+    from unip_hub.hub.resolve import ENV_WEIGHTS_DIR, WeightsNotFoundError, resolve_weights
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'unip_hub.hub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -11,32 +11,25 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from unip_hub.checkpoints.read import CONFIG_NAME, SAFETENSORS_NAME
+from unip_hub.utils.atomic import write_text_atomic
 
 CARD_NAME = "README.md"
 
 
 def write_model_card(folder: str | os.PathLike) -> Path:
     """(Re)generates ``README.md`` of a converted folder from its ``config.json``; written atomically."""
-    from unip_hub.hub.model_card import render_model_card
-    from unip_hub.models.vit import UnipViT
+    from unip_hub.checkpoints.model_card import render_model_card
+    from unip_hub.models.vit import UnipViT, arch_from_shape
 
     folder = Path(folder)
     config = json.loads((folder / CONFIG_NAME).read_text())
     data = copy.deepcopy(UnipViT._hub_mixin_info.model_card_data)  # library, licence, tags of save_pretrained
-    card = render_model_card(data, config, config.get("pretrained_cfg"), config.get("architecture", "UnipViT"))
-    fd, tmp = tempfile.mkstemp(prefix=f".{CARD_NAME}.", dir=folder)
-    os.close(fd)
-    try:
-        Path(tmp).write_text(str(card))
-        os.replace(tmp, folder / CARD_NAME)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return folder / CARD_NAME
+    card = render_model_card(data, config, config.get("pretrained_cfg"), config.get("architecture", "UnipViT"),
+                             arch=arch_from_shape(config.get("embed_dim"), config.get("depth")))
+    return write_text_atomic(str(card), folder / CARD_NAME)
 
 
 def push_converted(

@@ -12,8 +12,6 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 
-from unip_hub.models.vit import ARCHS
-
 
 class Weights(Enum):
     """Released pre-training runs, named by teacher (dinov2's ``Weights`` enum)."""
@@ -76,14 +74,21 @@ def _entries() -> tuple[WeightsEntry, ...]:
     return tuple(out)
 
 
+def list_entries(arch: str | None = None) -> list[WeightsEntry]:
+    """The released checkpoints (:class:`WeightsEntry`), in registry order, optionally of one architecture."""
+    return [e for e in _entries() if arch is None or e.arch == arch]
+
+
 def list_models() -> list[str]:
     """Names of the backbone architectures (with or without released weights)."""
+    from unip_hub.models.vit import ARCHS  # here, not at the top: timm's registration reads this module
+
     return list(ARCHS)
 
 
 def list_weights(arch: str | None = None) -> list[str]:
     """Names ``arch.tag`` of the released weights, optionally for one architecture."""
-    return [e.name for e in _entries() if arch is None or e.arch == arch]
+    return [e.name for e in list_entries(arch)]
 
 
 def get_weights_entry(arch: str, tag: str | Weights) -> WeightsEntry:
@@ -93,8 +98,8 @@ def get_weights_entry(arch: str, tag: str | Weights) -> WeightsEntry:
         named_arch, tag = tag.split(".", 1)
         if named_arch != arch:
             raise ValueError(f"weights {named_arch}.{tag} belong to {named_arch}, not {arch}")
-    for e in _entries():
-        if e.arch == arch and e.tag == tag:
+    for e in list_entries(arch):
+        if e.tag == tag:
             return e
     have = list_weights(arch)
     if not have:
@@ -104,4 +109,19 @@ def get_weights_entry(arch: str, tag: str | Weights) -> WeightsEntry:
 
 def find_entry_by_filename(filename: str) -> WeightsEntry | None:
     """The registry entry whose file name is ``filename`` (used to recognise a downloaded official file)."""
-    return next((e for e in _entries() if e.filename == Path(filename).name), None)
+    return next((e for e in list_entries() if e.filename == Path(filename).name), None)
+
+
+def describe_name(name: str) -> dict:
+    """``unip info NAME``: an architecture's shape and released weights, or a released checkpoint's entry + URL."""
+    from unip_hub.models.vit import ARCHS
+
+    if name in ARCHS:
+        spec = ARCHS[name]
+        return {"arch": name, "embed_dim": spec.embed_dim, "depth": spec.depth, "num_heads": spec.num_heads,
+                "weights": list_weights(name)}
+    arch, _, tag = name.partition(".")
+    if not tag:
+        raise ValueError(f"unknown name {name!r}: give an architecture ({list_models()}), arch.tag or a file")
+    entry = get_weights_entry(arch, tag)
+    return entry.to_dict() | {"url": entry.url}

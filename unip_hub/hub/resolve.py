@@ -92,7 +92,8 @@ def download_entry(entry: WeightsEntry, cache_dir: str | Path | None = None, for
     return path
 
 
-def _hf_folder_config(path: Path) -> dict | None:
+def read_folder_config(path: Path) -> dict | None:
+    """``config.json`` of a Hugging Face folder, or ``None`` for a file / a folder without one."""
     cfg = path / CONFIG_NAME if path.is_dir() else None
     return json.loads(cfg.read_text()) if cfg is not None and cfg.is_file() else None
 
@@ -122,7 +123,7 @@ def resolve_weights(arch: str, weights: Weights | str | os.PathLike, revision: s
     text = os.fspath(weights)
     if text.startswith(HF_PREFIX):
         folder = _download_hf_repo(text[len(HF_PREFIX):], revision)
-        return ResolvedWeights(folder, None, _hf_folder_config(folder))
+        return ResolvedWeights(folder, None, read_folder_config(folder))
     path = Path(text).expanduser()
     if path.exists():
         entry = find_entry_by_filename(path.name) if path.is_file() else None
@@ -130,7 +131,7 @@ def resolve_weights(arch: str, weights: Weights | str | os.PathLike, revision: s
             entry = None
         if path.is_file():
             verify_sha256(path, entry)
-        return ResolvedWeights(path, entry, _hf_folder_config(path))
+        return ResolvedWeights(path, entry, read_folder_config(path))
     looks_like_path = any(c in text for c in "/\\") or path.suffix in {".pth", ".pt", ".bin", ".safetensors"}
     if looks_like_path:
         raise FileNotFoundError(f"weights file {path} does not exist")

@@ -4,6 +4,9 @@
 >>> seg = create_segmenter("unip_vit_small", num_classes=21, checkpoint="iter_14400.pth")  # mmseg or ours
 >>> seg = load_segmenter("iter_14400.pth")     # arch / classes / head read from the file
 
+Modes (as timm and ``from_pretrained``): built to be trained -> training mode; loaded from a trained segmenter
+checkpoint (``load_segmenter``, ``create_segmenter(checkpoint=...)``) -> eval mode.
+
 Released pre-trained backbones contain the final ``norm.*``; the segmenter keeps that LayerNorm (so the strict
 load is complete) but never uses it: its features are taken before the final norm, as in the research code.
 Segmenter checkpoints may or may not contain ``backbone.norm.*``; both load (the unused norm then stays at init).
@@ -23,7 +26,7 @@ from unip_hub.heads import FCNHead, LinearHead, UPerHead
 from unip_hub.hub.backbones import WeightsArg, create_backbone
 from unip_hub.hub.registry import Weights
 from unip_hub.models.segmenter import Segmenter
-from unip_hub.models.vit import ARCHS
+from unip_hub.models.vit import ARCHS, arch_from_shape
 from unip_hub.necks import LastLayerFPN, MultiLayerFPN
 
 HEADS = ("upernet", "linear")
@@ -79,6 +82,32 @@ def _load_segmenter_state(seg: Segmenter, sd: Mapping, source: str, keep_aux: bo
     load_state_dict_strict(seg, sd, source=source, allow_missing=_ALLOW_MISSING)
 
 
+def _checkpoint_settings(checkpoint: str | os.PathLike, num_classes: int, head: str, neck: str
+                         ) -> tuple[dict, dict[str, Any], dict[str, Any]]:
+    """Reads a segmenter checkpoint and checks it against the requested build; returns (state dict, meta, found)."""
+    sd, meta, _ = read_segmenter_checkpoint(checkpoint)
+    found = infer_segmenter_config(sd)
+    if found.get("num_classes") not in (None, num_classes):
+        raise CheckpointError(f"{checkpoint} was trained for {found['num_classes']} classes "
+                              f"(decode_head.conv_seg), not num_classes={num_classes}")
+    if found.get("head") != head:
+        raise CheckpointError(f"{checkpoint} holds a {found.get('head')!r} head, not head={head!r}")
+    if meta.get("neck", neck) != neck or meta.get("head", head) != head:
+        raise CheckpointError(f"{checkpoint} was saved with head={meta.get('head')!r}, neck={meta.get('neck')!r}, "
+                              f"not head={head!r}, neck={neck!r}")
+    return sd, meta, found
+
+
+def _labels_from_meta(meta: Mapping[str, Any], num_classes: int, class_names: Sequence[str] | None,
+                      palette: Sequence[Sequence[int]] | None) -> tuple[Any, Any]:
+    """Class names and palette: the caller's, else the checkpoint meta's when they cover ``num_classes``."""
+    if class_names is None and len(meta.get("class_names") or ()) == num_classes:
+        class_names = meta["class_names"]
+    if palette is None and len(meta.get("palette") or ()) >= num_classes:
+        palette = meta["palette"]
+    return class_names, palette
+
+
 def create_segmenter(
     arch: str,
     *,
@@ -98,6 +127,10 @@ def create_segmenter(
     **backbone_kwargs: Any,
 ) -> Segmenter:
     """Builds a UNIP segmenter, optionally with pre-trained backbone ``weights`` or a full segmenter ``checkpoint``.
+
+    The mode follows the convention of timm and ``from_pretrained``: a model built to be trained (no
+    ``checkpoint``) is returned in **training** mode, like ``timm.create_model``; a trained segmenter loaded from a
+    ``checkpoint`` is returned in **eval** mode, ready for inference (call ``.train()`` to fine-tune it further).
 
     Args:
         arch: Backbone size, ``unip_vit_tiny`` / ``_small`` / ``_base`` / ``_large``.
@@ -127,27 +160,12 @@ def create_segmenter(
     if weights is not None and checkpoint is not None:
         raise ValueError("pass weights= (pre-trained backbone to fine-tune) or checkpoint= (a trained segmenter), "
                          "not both")
-    sd, meta = None, {}
+    sd, meta, found = None, {}, {}
     if checkpoint is not None:
-        sd, meta, _ = read_segmenter_checkpoint(checkpoint)
-        found = infer_segmenter_config(sd)
-        if found.get("num_classes") not in (None, num_classes):
-            raise CheckpointError(f"{checkpoint} was trained for {found['num_classes']} classes "
-                                  f"(decode_head.conv_seg), not num_classes={num_classes}")
-        if found.get("head") != head:
-            raise CheckpointError(f"{checkpoint} holds a {found.get('head')!r} head, not head={head!r}")
-        if meta.get("neck", neck) != neck or meta.get("head", head) != head:
-            raise CheckpointError(f"{checkpoint} was saved with head={meta.get('head')!r}, neck={meta.get('neck')!r}"
-                                  f", not head={head!r}, neck={neck!r}")
-        aux = found["aux"] if aux is None else aux
-        layers = meta.get("layers") if layers is None else layers
-        if class_names is None and len(meta.get("class_names") or ()) == num_classes:
-            class_names = meta["class_names"]
-        if palette is None and len(meta.get("palette") or ()) >= num_classes:
-            palette = meta["palette"]
-    aux = True if aux is None else aux
-    if head == "linear":
-        aux = False
+        sd, meta, found = _checkpoint_settings(checkpoint, num_classes, head, neck)
+    aux = bool(found.get("aux", True) if aux is None else aux) and head != "linear"
+    layers = meta.get("layers") if layers is None else layers
+    class_names, palette = _labels_from_meta(meta, num_classes, class_names, palette)
     backbone = create_backbone(arch, weights=weights, img_size=img_size, drop_path_rate=drop_path_rate,
                                init_values=init_values, pos_embed_trainable=True, **backbone_kwargs)
     seg = _assemble(backbone, num_classes=num_classes, head=head, neck=neck, aux=aux, layers=layers,
@@ -159,32 +177,14 @@ def create_segmenter(
     seg.config = {"arch": arch, "num_classes": num_classes, "head": head, "neck": neck, "img_size": img_size,
                   "layers": list(seg.layers), "aux": aux, "in_chans": backbone.in_chans,
                   "init_values": init_values, "backbone_kwargs": dict(backbone_kwargs)}
-    return seg
+    return seg.train(sd is None)
 
 
-def load_segmenter(
-    checkpoint: str | os.PathLike,
-    *,
-    arch: str | None = None,
-    num_classes: int | None = None,
-    head: str | None = None,
-    neck: str | None = None,
-    **kwargs: Any,
-) -> Segmenter:
-    """A trained segmenter from its checkpoint alone; settings come from the file's meta, then from its weights.
-
-    ``arch`` and ``num_classes`` are needed only when neither the meta nor the weights tell them (a custom width).
-    The neck type cannot be read from mmseg weights: they load as ``"last"`` (LL-FPN, UNIP's model) unless
-    ``neck="multi"`` is passed.
-    """
-    sd, meta, _ = read_segmenter_checkpoint(checkpoint)
-    found = infer_segmenter_config(sd)
-    arch = arch or meta.get("arch") or found.get("arch")
-    num_classes = num_classes or meta.get("num_classes") or found.get("num_classes")
-    if arch is None or num_classes is None:
-        raise ValueError(f"cannot tell the architecture/number of classes of {checkpoint}; pass arch= and "
-                         "num_classes= (CLI: --arch, --num-classes)")
-    kwargs.setdefault("img_size", meta.get("img_size") or found.get("img_size", 512))
+def _load_kwargs(checkpoint: str | os.PathLike, meta: Mapping[str, Any], found: Mapping[str, Any], arch: str,
+                 kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``create_segmenter`` keywords of a checkpoint: the caller's, then the meta's, then the weights'."""
+    kwargs = dict(kwargs)
+    kwargs.setdefault("img_size", meta.get("img_size") or found.get("img_size", FINETUNE_IMG_SIZE))
     if "init_values" in meta:
         kwargs.setdefault("init_values", meta["init_values"])
     backbone_kwargs = dict(meta.get("backbone_kwargs") or {})
@@ -198,6 +198,34 @@ def load_segmenter(
     if found.get("embed_dim") not in (None, width):
         raise CheckpointError(f"{checkpoint} has width {found['embed_dim']} but {arch} is {width} wide; pass the "
                               "matching arch (or embed_dim=/num_heads= for a custom width)")
+    return kwargs
+
+
+def load_segmenter(
+    checkpoint: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    head: str | None = None,
+    neck: str | None = None,
+    **kwargs: Any,
+) -> Segmenter:
+    """A trained segmenter from its checkpoint alone, in eval mode; settings come from the file's meta, then from
+    its weights.
+
+    ``arch`` and ``num_classes`` are needed only when neither the meta nor the weights tell them (a custom width).
+    The neck type cannot be read from mmseg weights: they load as ``"last"`` (LL-FPN, UNIP's model) unless
+    ``neck="multi"`` is passed. Like ``from_pretrained``, the model is returned in eval mode; call ``.train()``
+    to fine-tune it further.
+    """
+    sd, meta, _ = read_segmenter_checkpoint(checkpoint)
+    found = infer_segmenter_config(sd)
+    arch = arch or meta.get("arch") or arch_from_shape(found.get("embed_dim"))
+    num_classes = num_classes or meta.get("num_classes") or found.get("num_classes")
+    if arch is None or num_classes is None:
+        raise ValueError(f"cannot tell the architecture/number of classes of {checkpoint}; pass arch= and "
+                         "num_classes= (CLI: --arch, --num-classes)")
+    kwargs = _load_kwargs(checkpoint, meta, found, arch, kwargs)
     return create_segmenter(arch, num_classes=int(num_classes), head=head or meta.get("head") or found["head"],
                             neck=neck or meta.get("neck") or "last", checkpoint=checkpoint, **kwargs)
 

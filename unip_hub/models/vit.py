@@ -2,7 +2,8 @@
 
 One definition serves every use: the released distilled students (``last_heads`` = 16 in the last block), the
 fine-tuning backbone (standard heads, layer scale, trainable position embedding at the crop size), and the
-teachers of NMI-HAD. The class does no I/O: building with weights is done by :mod:`unip_hub.hub.backbones`.
+teachers of NMI-HAD. The class does no I/O: building with weights is done by :mod:`unip_hub.hub.backbones`, and
+``save_pretrained`` / ``from_pretrained`` come from :class:`unip_hub.checkpoints.hf_mixin.UnipHubMixin`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from unip_hub.checkpoints.hf_mixin import UnipHubMixin
+from unip_hub.compat import feature_take_indices
 from unip_hub.layers import Block, PatchEmbed, resize_pos_embed, sincos_pos_embed_2d
-from unip_hub.models.hub_mixin import UnipHubMixin
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,16 @@ ARCHS: dict[str, ArchSpec] = {
     "unip_vit_base": ArchSpec(768, 12, 12),
     "unip_vit_large": ArchSpec(1024, 24, 16),
 }
+
+
+def arch_from_shape(embed_dim: int | None, depth: int | None = None) -> str | None:
+    """The :data:`ARCHS` name of a ViT of width ``embed_dim`` (and ``depth``, when given); ``None`` if none fits.
+
+    >>> arch_from_shape(384), arch_from_shape(1024, 24), arch_from_shape(384, 6)
+    ('unip_vit_small', 'unip_vit_large', None)
+    """
+    return next((name for name, s in ARCHS.items()
+                 if s.embed_dim == embed_dim and (depth is None or s.depth == depth)), None)
 
 
 class UnipViT(nn.Module, UnipHubMixin):
@@ -119,6 +130,10 @@ class UnipViT(nn.Module, UnipHubMixin):
     @property
     def depth(self) -> int:
         return len(self.blocks)
+
+    def hub_arch(self) -> str | None:
+        """The :data:`ARCHS` name of this model's width and depth (``None`` for a custom shape)."""
+        return arch_from_shape(self.embed_dim, self.depth)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute block activations in the backward pass to save memory (timm's switch)."""

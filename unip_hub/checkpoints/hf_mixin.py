@@ -1,9 +1,10 @@
-"""Hugging Face Hub support for the model classes (SMP ``base/hub_mixin.py`` style).
+"""Hugging Face Hub support for the model classes (SMP ``base/hub_mixin.py`` style), kept in the loading package.
 
 ``save_pretrained`` writes ``model.safetensors`` + ``config.json`` (the constructor arguments plus provenance)
-+ a generated model card; ``from_pretrained`` reads them back and loads *strictly* through the package's one
-loading module; ``push_to_hub`` publishes the folder. The file I/O lives in ``huggingface_hub`` and
-:mod:`unip_hub.checkpoints`, not in the model classes.
++ a generated model card; ``from_pretrained`` reads them back and loads *strictly* through
+:func:`~unip_hub.checkpoints.load.load_state_dict_strict`; ``push_to_hub`` publishes the folder. Model classes
+inherit :class:`UnipHubMixin` and stay free of I/O: the reading, downloading and writing is done here and in
+``huggingface_hub``. This module imports nothing from :mod:`unip_hub.models` (the models import it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, PyTorchModelHubMixin
+from huggingface_hub import PyTorchModelHubMixin
+
+from unip_hub.utils.atomic import write_text_atomic
+
+__all__ = ["UnipHubMixin"]
 
 
 class UnipHubMixin(
@@ -24,7 +29,15 @@ class UnipHubMixin(
     paper_url="https://arxiv.org/abs/2502.02257",
     tags=["unip", "infrared", "thermal", "vision-transformer", "image-feature-extraction"],
 ):
-    """``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` with strict safetensors loading."""
+    """``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` with strict safetensors loading.
+
+    A model class may define ``hub_arch()`` (the architecture name its card's snippets use) and a
+    ``pretrained_cfg`` dict (registry entry or file provenance, saved into ``config.json``).
+    """
+
+    def hub_arch(self) -> str | None:
+        """Architecture name for the model card; ``None`` when the class has no named sizes."""
+        return None
 
     def _save_pretrained(self, save_directory: Path) -> None:
         super()._save_pretrained(save_directory)
@@ -32,7 +45,7 @@ class UnipHubMixin(
         pretrained_cfg = getattr(self, "pretrained_cfg", None)
         if pretrained_cfg:
             config["pretrained_cfg"] = pretrained_cfg
-        (save_directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=list))
+        write_text_atomic(json.dumps(config, indent=2, sort_keys=True, default=list), save_directory / "config.json")
 
     @classmethod
     def _from_pretrained(
@@ -48,8 +61,8 @@ class UnipHubMixin(
         strict: bool = True,
         **model_kwargs: Any,
     ):
-        from unip_hub.checkpoints import load_state_dict_strict, read_checkpoint
-        from unip_hub.checkpoints.read import SAFETENSORS_NAME
+        from unip_hub.checkpoints.load import load_state_dict_strict
+        from unip_hub.checkpoints.read import SAFETENSORS_NAME, read_checkpoint
 
         if not strict:
             raise ValueError("unip models always load strictly: a partial load would hide a wrong file")
@@ -69,9 +82,9 @@ class UnipHubMixin(
         load_state_dict_strict(model, read_checkpoint(weights), source=str(weights))
         return model.to(map_location).eval()
 
-    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> Any:
         """A card with the architecture, provenance, normalisation, paper numbers and usage snippets."""
-        from unip_hub.hub.model_card import render_model_card
+        from unip_hub.checkpoints.model_card import render_model_card
 
         return render_model_card(self._hub_mixin_info.model_card_data, dict(self._hub_mixin_config or {}),
-                                 getattr(self, "pretrained_cfg", None), type(self).__name__)
+                                 getattr(self, "pretrained_cfg", None), type(self).__name__, arch=self.hub_arch())

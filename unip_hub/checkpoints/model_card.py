@@ -1,14 +1,18 @@
-"""Model cards for UNIP weights published on the Hugging Face Hub.
+"""The model card (``README.md``) of a UNIP Hugging Face folder, as ``save_pretrained`` / ``unip convert`` write it.
 
 Filled from the model's constructor arguments and, when the weights come from the registry, from its entry
-(teacher, distilled layer, normalisation, licence, paper numbers).
+(teacher, distilled layer, normalisation, licence, paper numbers); for other files from the distillation the
+checkpoint recorded (:mod:`unip_hub.checkpoints.provenance`). ``huggingface_hub`` is imported when a card is made.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from unip_hub.constants import PATCH_SIZE, PRETRAIN_MEAN, PRETRAIN_STD, SEG_MEAN, SEG_STD
+
+DEFAULT_ARCH = "unip_vit_base"
+"""Architecture named in the snippets of a card whose width matches no UNIP size."""
 
 _TEMPLATE = """---
 {{ card_data }}
@@ -42,7 +46,7 @@ standard head count, which is `unip`'s default (`last_heads=None`); `last_heads=
 ## Input normalisation
 
 Gray (ITU-R 601 luma) copied to 3 channels, scaled to 0-1, normalised with mean {{ mean }} and std {{ std }}
-(pre-training). Segmentation fine-tuning uses mean 96.9255 / std 47.8976 on 0-255.
+(pre-training). Segmentation fine-tuning uses mean {{ seg_mean }} / std {{ seg_std }} on 0-255.
 
 ## Results (paper)
 
@@ -79,32 +83,49 @@ Licence: {{ license }}.
 """
 
 
-def _arch_of(config: dict[str, Any]) -> str:
-    return {192: "unip_vit_tiny", 384: "unip_vit_small", 768: "unip_vit_base", 1024: "unip_vit_large"}.get(
-        int(config.get("embed_dim", 768)), "unip_vit_base")
+def _provenance(entry: dict[str, Any] | None, pretrained_cfg: dict[str, Any] | None, class_name: str) -> str:
+    if entry:
+        return (f"Distilled with NMI-HAD from the {entry['teacher']} teacher's layer {entry['teacher_layer']} "
+                f"of {entry['teacher_depth']} on InfMix; released as `{entry['filename']}` in the Hugging "
+                f"Face repo `{entry['hf_repo']}` (revision `{entry['revision']}`).")
+    text = f"Weights of a `{class_name}` saved with `unip` (not one of the registry's released files)."
+    record = (pretrained_cfg or {}).get("distillation")
+    if record:
+        teacher = record.get("teacher") or "an unrecorded teacher"
+        layer = f" layer {record['teacher_layer']}" if record.get("teacher_layer") else ""
+        text += (f" Distilled with NMI-HAD from {teacher}{layer}, last block with {record['last_heads']} heads "
+                 f"(read from the {record.get('source', 'checkpoint')}).")
+    return text
 
 
-def render_model_card(
-    card_data: ModelCardData, config: dict[str, Any], pretrained_cfg: dict[str, Any] | None, class_name: str
-) -> ModelCard:
-    """Builds the card of a model from its config and (optional) registry entry."""
+def render_model_card(card_data: Any, config: dict[str, Any], pretrained_cfg: dict[str, Any] | None,
+                      class_name: str, arch: str | None = None) -> Any:
+    """Builds the card (a ``huggingface_hub.ModelCard``) of a model from its config and provenance.
+
+    Args:
+        card_data: ``huggingface_hub.ModelCardData`` (library, licence, tags).
+        config: The constructor arguments written to ``config.json``.
+        pretrained_cfg: The registry entry (``to_dict()``), or ``{"file": ..., "distillation": ...}``, or ``None``.
+        class_name: The model class, for the provenance line.
+        arch: Architecture name of the snippets (:func:`unip_hub.models.vit.arch_from_shape`); the registry
+            entry's wins, :data:`DEFAULT_ARCH` when neither is known.
+    """
+    from huggingface_hub import ModelCard
+
     entry = pretrained_cfg if pretrained_cfg and "teacher" in pretrained_cfg else None
-    arch = entry["arch"] if entry else _arch_of(config)
+    arch = entry["arch"] if entry else arch or DEFAULT_ARCH
     img = config.get("img_size", 224)
     hw = (img, img) if isinstance(img, int) else tuple(img)
-    patch = int(config.get("patch_size", 16))
+    patch = int(config.get("patch_size", PATCH_SIZE))
+    provenance = _provenance(entry, pretrained_cfg, class_name)
     if entry:
-        provenance = (f"Distilled with NMI-HAD from the {entry['teacher']} teacher's layer {entry['teacher_layer']} "
-                      f"of {entry['teacher_depth']} on InfMix; released as `{entry['filename']}` in the Hugging "
-                      f"Face repo `{entry['hf_repo']}` (revision `{entry['revision']}`).")
         results = ("| fine-tuning mIoU | linear-probe mIoU |\n|---|---|\n"
                    f"| {entry['paper_miou_finetune']} | {entry['paper_miou_linear_probe']} |\n\n"
                    "Averages over SODA, MFNet-T and SCUT-Seg, read off the paper's summary figure (+-0.3).")
         mean, std, tag, lic = entry["mean"], entry["std"], entry["tag"], entry["license"]
     else:
-        provenance = f"Weights of a `{class_name}` saved with `unip` (not one of the registry's released files)."
         results = "Not evaluated by the package."
-        mean, std, tag, lic = [0.3801] * 3, [0.1871] * 3, "mae_large", "apache-2.0"
+        mean, std, tag, lic = [PRETRAIN_MEAN] * 3, [PRETRAIN_STD] * 3, "mae_large", "apache-2.0"
     values = dict(
         title=f"{arch}" + (f".{tag}" if entry else ""), arch=arch, tag=tag,
         weights_hint=tag if entry else "/path/to/folder", smp_name=f"{arch}.{tag}" if entry else arch,
@@ -113,6 +134,7 @@ def render_model_card(
         last_heads=config.get("last_heads") or config.get("num_heads"), patch_size=patch,
         in_chans=config.get("in_chans", 3), grid=f"{hw[0] // patch}x{hw[1] // patch}",
         distilled=config.get("distilled_last_heads") or (entry or {}).get("last_heads", "the distilled number of"),
-        provenance=provenance, results=results, mean=list(mean), std=list(std), license=lic,
+        seg_mean=SEG_MEAN, seg_std=SEG_STD, provenance=provenance, results=results, mean=list(mean), std=list(std),
+        license=lic,
     )
     return ModelCard.from_template(card_data, template_str=_TEMPLATE, **values)
