@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
+from unip_hub.data.instances import instances_from_label
 from unip_hub.data.synthetic import SYNTHETIC_CLASSES, make_scene
-from unip_hub.detection import IMAGE_MEAN, IMAGE_STD, build_backbone, instances_from_label
+from unip_hub.integrations.detection import IMAGE_MEAN, IMAGE_STD, build_backbone
 
 DETECT = ("person", "car")
 

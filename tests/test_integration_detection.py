@@ -8,7 +8,8 @@ import torch
 
 detection = pytest.importorskip("torchvision.models.detection")
 
-from unip_hub.detection import IMAGE_MEAN, IMAGE_STD, build_backbone, instances_from_label  # noqa: E402
+from unip_hub.data.instances import instances_from_label  # noqa: E402
+from unip_hub.detection import IMAGE_MEAN, IMAGE_STD, build_backbone  # noqa: E402  (the documented alias)
 from unip_hub.hub.segmenters import create_segmenter  # noqa: E402
 
 TINY = dict(embed_dim=64, depth=2, num_heads=2, img_size=64)

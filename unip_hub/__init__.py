@@ -3,27 +3,39 @@
 >>> import unip_hub
 >>> model = unip_hub.unip_vit_small(weights="mae_large")
 >>> feats = model.get_intermediate_layers(x, n=[3, 5, 7, 11], reshape=True, norm=False)
+
+Importing the package is cheap: the names below are imported on first use (PEP 562), and UNIP registers itself
+with timm, transformers and segmentation-models-pytorch the moment each of them is imported, in any order
+(:mod:`unip_hub.integrations`). ``unip_hub.detection`` is :mod:`unip_hub.integrations.detection`.
 """
 
-from unip_hub.hub import (
-    Weights,
-    WeightsNotFoundError,
-    create_backbone,
-    get_weights_entry,
-    list_models,
-    list_weights,
-    unip_vit_base,
-    unip_vit_large,
-    unip_vit_small,
-    unip_vit_tiny,
-)
-from unip_hub.hub.segmenters import create_segmenter, load_segmenter
-from unip_hub.integrations import register_all as _register_integrations
-from unip_hub.models import UnipViT
+from __future__ import annotations
 
-_register_integrations()  # timm names; transformers / SMP only if already imported (see unip_hub.integrations)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from unip_hub.integrations import install_hooks as _install_hooks
 
 __version__ = "0.1.0"
+
+# public name -> module defining it (imported on first access)
+_LAZY: dict[str, str] = {
+    "UnipViT": "unip_hub.models",
+    "Weights": "unip_hub.hub.registry",
+    "WeightsNotFoundError": "unip_hub.hub.resolve",
+    "create_backbone": "unip_hub.hub.backbones",
+    "create_segmenter": "unip_hub.hub.segmenters",
+    "get_weights_entry": "unip_hub.hub.registry",
+    "list_models": "unip_hub.hub.registry",
+    "list_weights": "unip_hub.hub.registry",
+    "load_segmenter": "unip_hub.hub.segmenters",
+    "unip_vit_base": "unip_hub.hub.backbones",
+    "unip_vit_large": "unip_hub.hub.backbones",
+    "unip_vit_small": "unip_hub.hub.backbones",
+    "unip_vit_tiny": "unip_hub.hub.backbones",
+}
+_ALIASES: dict[str, str] = {"detection": "unip_hub.integrations.detection"}
+"""Documented module aliases: ``unip_hub.detection`` is the torchvision adapter."""
 
 __all__ = [
     "UnipViT",
@@ -41,3 +53,29 @@ __all__ = [
     "unip_vit_small",
     "unip_vit_tiny",
 ]
+
+if TYPE_CHECKING:  # what static tools and IDEs see
+    from unip_hub.hub.backbones import create_backbone, unip_vit_base, unip_vit_large, unip_vit_small, unip_vit_tiny
+    from unip_hub.hub.registry import Weights, get_weights_entry, list_models, list_weights
+    from unip_hub.hub.resolve import WeightsNotFoundError
+    from unip_hub.hub.segmenters import create_segmenter, load_segmenter
+    from unip_hub.integrations import detection as detection
+    from unip_hub.models import UnipViT
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _ALIASES:
+        value = importlib.import_module(_ALIASES[name])
+    else:
+        raise AttributeError(f"module 'unip_hub' has no attribute {name!r}")
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_ALIASES})
+
+
+_install_hooks()  # registrations with timm / transformers / SMP when (and only when) they are imported

@@ -1,11 +1,11 @@
-"""torchvision detection backbones from UNIP (see :mod:`unip_hub.integrations.detection`)."""
+"""Alias of :mod:`unip_hub.integrations.detection` (torchvision detection backbones): the very same module object.
 
-from unip_hub.integrations.detection import (
-    IMAGE_MEAN,
-    IMAGE_STD,
-    UnipDetectionBackbone,
-    build_backbone,
-    instances_from_label,
-)
+``import unip_hub; unip_hub.detection.build_backbone(...)`` and ``from unip_hub.detection import build_backbone``
+both reach the one adapter module; there is no second copy of its code.
+"""
 
-__all__ = ["IMAGE_MEAN", "IMAGE_STD", "UnipDetectionBackbone", "build_backbone", "instances_from_label"]
+import sys
+
+from unip_hub.integrations import detection as _detection
+
+sys.modules[__name__] = _detection

@@ -1,7 +1,7 @@
 """UNIP as a torchvision detection backbone (Faster R-CNN, Mask R-CNN, RetinaNet, ...).
 
 >>> from torchvision.models.detection import FasterRCNN
->>> from unip_hub.detection import IMAGE_MEAN, IMAGE_STD, build_backbone
+>>> from unip_hub.integrations.detection import IMAGE_MEAN, IMAGE_STD, build_backbone
 >>> backbone = build_backbone("unip_vit_small", weights="mae_large", fpn=True)
 >>> det = FasterRCNN(backbone, num_classes=3, image_mean=IMAGE_MEAN, image_std=IMAGE_STD)
 
@@ -10,6 +10,8 @@ The ViT's last block feeds the LL-FPN (strides 4/8/16/32, C channels each); with
 path, exactly like ``BackboneWithFPN`` over a ResNet, so the detectors' default anchors and RoI poolers
 (feature maps ``"0"``..``"3"``, ``"pool"``) fit as they are. Images are 0-1 gray copied to 3 channels; normalise
 them with the pre-training statistics :data:`IMAGE_MEAN` / :data:`IMAGE_STD` (the detector's transform does it).
+Detection targets from semantic label maps: :func:`unip_hub.data.instances.instances_from_label` (re-exported here).
+Also reachable as ``unip_hub.detection``.
 """
 
 from __future__ import annotations
@@ -19,18 +21,18 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from unip_hub.constants import PRETRAIN_MEAN, PRETRAIN_STD
+from unip_hub.data.instances import instances_from_label
 from unip_hub.integrations._pyramid import ViTPyramid, build_pyramid
 
 __all__ = ["IMAGE_MEAN", "IMAGE_STD", "UnipDetectionBackbone", "build_backbone", "instances_from_label"]
 
-IMAGE_MEAN = [0.3801] * 3
+IMAGE_MEAN = [PRETRAIN_MEAN] * 3
 """Pre-training normalisation of 0-1 images (gray in 3 channels), for ``FasterRCNN(image_mean=...)``."""
-IMAGE_STD = [0.1871] * 3
+IMAGE_STD = [PRETRAIN_STD] * 3
 
 
 class UnipDetectionBackbone(nn.Module):
@@ -97,44 +99,3 @@ def build_backbone(
     pyramid = FeaturePyramidNetwork([body.level_channels[i] for i in levels], out_channels,
                                     extra_blocks=extra_blocks if extra_blocks is not None else LastLevelMaxPool())
     return UnipDetectionBackbone(body, pyramid, out_channels, levels)
-
-
-def _components(mask: torch.Tensor) -> torch.Tensor:
-    """8-connected components of a bool map (H, W) -> int64 ids (0 = outside), by max-propagation."""
-    h, w = mask.shape
-    ids = torch.arange(1, h * w + 1, dtype=torch.float64).view(1, 1, h, w) * mask  # (1, 1, H, W)
-    while True:
-        grown = F.max_pool2d(ids, 3, stride=1, padding=1) * mask
-        if torch.equal(grown, ids):
-            return ids[0, 0].long()
-        ids = grown
-
-
-def instances_from_label(label: np.ndarray | torch.Tensor, classes: Sequence[int], min_area: int = 4
-                         ) -> dict[str, torch.Tensor]:
-    """Detection targets from a semantic label map: one instance per connected blob of each class in ``classes``.
-
-    Args:
-        label: Class indices (H, W).
-        classes: Semantic classes to detect; instance label ``i + 1`` is ``classes[i]`` (0 = background).
-        min_area: Blobs with fewer pixels are dropped.
-
-    Returns:
-        torchvision's target dict: ``boxes`` (N, 4) float xyxy, ``labels`` (N,) int64, ``masks`` (N, H, W) uint8.
-    """
-    label = torch.as_tensor(np.asarray(label)).long()
-    boxes, labels, masks = [], [], []
-    for det_id, cls in enumerate(classes, start=1):
-        ids = _components(label == cls)
-        for value in ids.unique():
-            blob = ids == value
-            if value == 0 or int(blob.sum()) < min_area:
-                continue
-            ys, xs = torch.nonzero(blob, as_tuple=True)
-            boxes.append([xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1])
-            labels.append(det_id)
-            masks.append(blob.to(torch.uint8))
-    h, w = label.shape
-    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "labels": torch.tensor(labels, dtype=torch.int64),
-            "masks": torch.stack(masks) if masks else torch.zeros(0, h, w, dtype=torch.uint8)}

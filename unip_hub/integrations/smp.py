@@ -1,10 +1,11 @@
 """UNIP as a segmentation-models-pytorch encoder: the LL-FPN levels are the encoder's stages.
 
-Importing this module imports SMP and registers the encoders (``import unip_hub`` does it too when SMP is already
-imported)::
+The encoders are registered the moment SMP is imported, before or after ``import unip_hub`` (see
+:mod:`unip_hub.integrations`); importing this module imports SMP and registers them at once::
 
     import segmentation_models_pytorch as smp
-    import unip_hub.integrations.smp as unip_smp
+    import unip_hub
+    import unip_hub.integrations.smp as unip_smp   # for register_encoder / load_encoder_weights
     net = smp.UPerNet(encoder_name="unip_vit_small", encoder_weights=None, classes=9)   # random backbone
     net = smp.FPN(encoder_name="unip_vit_small.mae_large", encoder_weights=None, classes=9)  # released weights
     unip_smp.register_encoder("my_unip", "unip_vit_small", weights="/data/unip_vit_small_by_ibot_large.pth")
@@ -26,19 +27,20 @@ from typing import Any
 
 import torch
 from segmentation_models_pytorch.encoders import encoders as _SMP_ENCODERS
-from segmentation_models_pytorch.encoders._base import EncoderMixin
 from timm.models import adapt_input_conv
 from torch import nn
 
+from unip_hub.compat import smp_encoder_mixin
 from unip_hub.integrations._pyramid import ViTPyramid, build_pyramid
 from unip_hub.models.vit import ARCHS
 
 __all__ = ["UnipEncoder", "load_encoder_weights", "register_encoder"]
 
+_EncoderMixin = smp_encoder_mixin()  # SMP keeps it in a private module: one version-checked import
 _LEVELS = {32: [0, 1, 2, 3], 16: [0, 1, 2, 2], 8: [0, 1, 1, 1]}  # pyramid level feeding each of strides 4..32
 
 
-class UnipEncoder(EncoderMixin, ViTPyramid):
+class UnipEncoder(_EncoderMixin, ViTPyramid):
     """SMP encoder over :class:`~unip_hub.integrations._pyramid.ViTPyramid` (``backbone.*`` + ``neck.*`` weights).
 
     Args:
@@ -94,7 +96,7 @@ class UnipEncoder(EncoderMixin, ViTPyramid):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, C_in, H, W) -> [x, (B, 0, H/2, W/2), (B, C, H/4, W/4), ..., (B, C, H/32, W/32)][: depth + 1]."""
-        levels = ViTPyramid.forward(self, x)
+        levels = self.pyramid(x)
         b, _, h, w = x.shape
         empty = x.new_empty(b, 0, h // 2, w // 2)  # SMP's placeholder for a stage the encoder does not have
         return [x, empty, *(levels[i] for i in self._levels)][: self._depth + 1]

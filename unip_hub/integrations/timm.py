@@ -1,6 +1,6 @@
 """UNIP in timm: ``unip_vit_{tiny,small,base,large}_patch16_224`` with the released weights as pretrained tags.
 
-Registered when :mod:`unip_hub` is imported (timm is a core dependency, so this is cheap)::
+Registered the moment timm is imported (before or after ``import unip_hub``, see :mod:`unip_hub.integrations`)::
 
     import timm, unip_hub
     m = timm.create_model("unip_vit_small_patch16_224.mae_large", pretrained=True)            # registry file
@@ -9,8 +9,10 @@ Registered when :mod:`unip_hub` is imported (timm is a core dependency, so this 
     f = timm.create_model("unip_vit_small_patch16_224", features_only=True)   # LL-FPN maps, strides 4/8/16/32
     cfg = timm.data.resolve_data_config({}, model=m)                            # infrared mean/std 0.3801/0.1871
 
-The models are this package's :class:`~unip_hub.models.vit.UnipViT` (built by timm's ``build_model_with_cfg``),
-never timm's ``VisionTransformer``. Weights are read by :mod:`unip_hub.checkpoints` (safe ``weights_only``
+This module only registers names and pretrained cfgs (read from the weights registry, no model code imported),
+so it is safe to import from inside timm's own import. Building is done by :mod:`unip_hub.integrations.timm_build`:
+the models are this package's :class:`~unip_hub.models.vit.UnipViT` (built by timm's ``build_model_with_cfg``),
+never timm's ``VisionTransformer``, and weights are read by :mod:`unip_hub.checkpoints` (safe ``weights_only``
 reading of the official ``{'model', 'args': Namespace}`` files, strict load), not by timm's loader.
 
 ``features_only=True`` takes ``feature_mode``: ``"llfpn"`` (default: the last block through the LL-FPN, four maps
@@ -21,36 +23,24 @@ new layers (no UNIP neck weights were released): train them.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._builder import resolve_pretrained_cfg
-from timm.models._features import FeatureGetterNet, FeatureInfo
-from torch import nn
+from timm.models import generate_default_cfgs, register_model
 
-from unip_hub.checkpoints import backbone_state_dict, load_state_dict_strict
-from unip_hub.checkpoints import checkpoint_filter_fn as _adapt
-from unip_hub.hub.registry import WeightsEntry, _entries, get_weights_entry
-from unip_hub.integrations._pyramid import ViTPyramid
-from unip_hub.models.vit import ARCHS, UnipViT
+from unip_hub.constants import PRETRAIN_MEAN, PRETRAIN_STD
 
-__all__ = ["TIMM_NAMES", "UnipFeaturePyramid", "checkpoint_filter_fn"]
+__all__ = ["TIMM_NAMES"]  # + the entry points (timm's register_model appends them)
 
-TIMM_NAMES = {f"{arch}_patch16_224": arch for arch in ARCHS}
-"""timm model name -> package architecture."""
-FEATURE_MODES = ("llfpn", "multi", "blocks")
+_SUFFIX = "_patch16_224"
 _PAPER = "UNIP: Rethinking Pre-trained Attention Patterns for Infrared Semantic Segmentation"
 
 
-def _cfg(entry: WeightsEntry | None = None) -> dict[str, Any]:
+def _cfg(entry: Any = None) -> dict[str, Any]:
+    """timm pretrained cfg of an architecture (``entry`` = a registry :class:`WeightsEntry` for a released tag)."""
     cfg: dict[str, Any] = dict(
-        input_size=(3, 224, 224), interpolation="bicubic", crop_pct=1.0, mean=(0.3801,) * 3, std=(0.1871,) * 3,
-        num_classes=0, first_conv="patch_embed.proj", classifier="head", license="apache-2.0", paper_name=_PAPER,
-        paper_ids="arXiv:2502.02257", origin_url="https://github.com/casiatao/UNIP",
+        input_size=(3, 224, 224), interpolation="bicubic", crop_pct=1.0, mean=(PRETRAIN_MEAN,) * 3,
+        std=(PRETRAIN_STD,) * 3, num_classes=0, first_conv="patch_embed.proj", classifier="head",
+        license="apache-2.0", paper_name=_PAPER, paper_ids="arXiv:2502.02257", origin_url="https://github.com/casiatao/UNIP",
     )
     if entry is not None:
         pin = "" if entry.revision == "main" else f"@{entry.revision}"  # timm's repo@revision pinning
@@ -62,153 +52,59 @@ def _cfg(entry: WeightsEntry | None = None) -> dict[str, Any]:
     return cfg
 
 
-def _default_cfgs() -> dict[str, Any]:
+def _default_cfgs(archs: list[str]) -> dict[str, Any]:
+    from unip_hub.hub.registry import get_weights_entry, list_weights
+
     cfgs: dict[str, Any] = {}
-    for name, arch in TIMM_NAMES.items():
-        entries = [e for e in _entries() if e.arch == arch]
-        for e in entries:
-            cfgs[f"{name}.{e.tag}"] = _cfg(e)
-        if not entries:
-            cfgs[name] = _cfg()
+    for arch in archs:
+        tags = [name.split(".", 1)[1] for name in list_weights(arch)]
+        for tag in tags:
+            cfgs[f"{arch}{_SUFFIX}.{tag}"] = _cfg(get_weights_entry(arch, tag))
+        if not tags:
+            cfgs[arch + _SUFFIX] = _cfg()
     return generate_default_cfgs(cfgs)
 
 
-default_cfgs = _default_cfgs()
+def _create(variant: str, pretrained: bool, **kwargs: Any) -> Any:
+    from unip_hub.integrations.timm_build import create
+
+    return create(variant, TIMM_NAMES[variant], pretrained, **kwargs)
 
 
-def checkpoint_filter_fn(state_dict: dict[str, Any], model: UnipViT) -> dict[str, torch.Tensor]:
-    """timm-style filter: any supported layout (official ``{'model': ...}``, mmseg, plain) -> ``model``'s keys."""
-    return _adapt(backbone_state_dict(state_dict), model)
-
-
-def _load_state(model: UnipViT, obj: dict[str, Any], source: str) -> None:
-    allow = [r"blocks\.\d+\.ls[12]\.gamma"]  # layer scale added for fine-tuning starts at its init value
-    if isinstance(model.head, nn.Linear):
-        allow.append(r"head\.(weight|bias)")
-    load_state_dict_strict(model, checkpoint_filter_fn(obj, model), source=source, allow_missing=allow)
-
-
-def _weights_source(arch: str, cfg: dict[str, Any], entry: WeightsEntry | None, cache_dir: Any):
-    """Where the weights of a resolved timm pretrained cfg are: timm's order, state_dict > file > hf-hub."""
-    from unip_hub.hub.resolve import ResolvedWeights, resolve_weights
-
-    if cfg.get("file"):
-        return resolve_weights(arch, cfg["file"])
-    hub_id, filename = cfg.get("hf_hub_id"), cfg.get("hf_hub_filename")
-    official = entry is not None and (hub_id, filename) == (_cfg(entry)["hf_hub_id"], entry.filename)
-    if entry is not None and (official or not hub_id):
-        return resolve_weights(arch, entry.tag)  # $UNIP_WEIGHTS_DIR > HF cache > download, pinned, sha256-checked
-    if hub_id:
-        from huggingface_hub import hf_hub_download
-
-        repo, _, revision = hub_id.partition("@")
-        path = hf_hub_download(repo, filename or "model.safetensors", revision=revision or None, cache_dir=cache_dir)
-        return ResolvedWeights(path=Path(path))
-    if cfg.get("url"):
-        raise ValueError(f"{arch}: url weight sources are not supported; download the file and pass "
-                         "pretrained_cfg_overlay=dict(file=...)")
-    raise RuntimeError(f"{arch} has no released weights (UNIP-L was not released); use pretrained=False or pass "
-                       "pretrained_cfg_overlay=dict(file='/path/to/your_checkpoint.pth')")
-
-
-class UnipFeaturePyramid(ViTPyramid):
-    """timm ``features_only`` wrapper: a :class:`ViTPyramid` with timm's ``feature_info`` and ``out_indices``.
-
-    Args:
-        backbone: The ViT built by timm.
-        neck: LL-FPN or multi-layer FPN.
-        layers: Blocks fed to the neck.
-        out_indices: Pyramid levels returned (0 = stride 4 ... 3 = stride 32).
-    """
-
-    def __init__(self, backbone: UnipViT, neck: nn.Module, layers: Sequence[int], out_indices: Sequence[int]) -> None:
-        super().__init__(backbone, neck, layers)
-        info = [dict(num_chs=c, reduction=s, module=f"neck.fpn{i + 1}") for i, (c, s) in
-                enumerate(zip(self.out_channels, self.strides))]
-        bad = [i for i in out_indices if not -4 <= i < 4]
-        if bad:
-            raise ValueError(f"out_indices {bad} out of range: the UNIP pyramid has 4 levels (strides 4, 8, 16, 32)")
-        self.out_indices = tuple(sorted(i % 4 for i in out_indices))
-        self.feature_info = FeatureInfo(info, self.out_indices)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, C_in, H, W) -> the selected levels, each (B, C, H/s, W/s)."""
-        maps = super().forward(x)
-        return [maps[i] for i in self.out_indices]
-
-
-def _features(model: UnipViT, mode: str, out_indices: Any) -> nn.Module:
-    from unip_hub.hub.segmenters import default_layers
-    from unip_hub.necks import LastLayerFPN, MultiLayerFPN
-
-    if mode not in FEATURE_MODES:
-        raise ValueError(f"feature_mode must be one of {FEATURE_MODES}, got {mode!r}")
-    c = model.embed_dim
-    if mode == "blocks":
-        model.feature_info = [dict(num_chs=c, reduction=model.patch_size, module=f"blocks.{i}")
-                              for i in range(model.depth)]
-        idx = default_layers(model.depth, "linear", "multi") if out_indices is None else out_indices
-        return FeatureGetterNet(model, out_indices=idx, output_fmt="NCHW")
-    neck = "last" if mode == "llfpn" else "multi"
-    layers = default_layers(model.depth, "upernet", neck)
-    model.prune_intermediate_layers(layers, prune_norm=True, prune_head=True)  # the pyramid never uses them
-    fpn = LastLayerFPN(c) if neck == "last" else MultiLayerFPN(c)
-    return UnipFeaturePyramid(model, fpn, layers, (0, 1, 2, 3) if out_indices is None else out_indices)
-
-
-def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    from unip_hub.hub.backbones import resolve_last_heads
-
-    arch = TIMM_NAMES[variant]
-    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.pop("pretrained_cfg", None),
-                                 pretrained_cfg_overlay=kwargs.pop("pretrained_cfg_overlay", None)).to_dict()
-    cache_dir = kwargs.pop("cache_dir", None)
-    features_only = kwargs.pop("features_only", False)
-    out_indices = kwargs.pop("out_indices", None)
-    mode = kwargs.pop("feature_mode", "llfpn")
-    entry = get_weights_entry(arch, cfg["tag"]) if cfg.get("tag") else None
-    source = _weights_source(arch, cfg, entry, cache_dir) if pretrained and not cfg.get("state_dict") else None
-    distilled = entry.last_heads if entry else (source.distilled_last_heads if source else None)
-    spec = ARCHS[arch]
-    kwargs = {"embed_dim": spec.embed_dim, "depth": spec.depth, "num_heads": spec.num_heads, **kwargs}
-    kwargs["last_heads"] = resolve_last_heads(kwargs.get("last_heads"), distilled)
-    kwargs.setdefault("distilled_last_heads", distilled)
-    model = build_model_with_cfg(UnipViT, variant, pretrained=False, pretrained_cfg=cfg,
-                                 pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
-    if pretrained and cfg.get("state_dict"):
-        _load_state(model, cfg["state_dict"], source="pretrained_cfg['state_dict']")
-        model.pretrained_cfg = {k: v for k, v in cfg.items() if k != "state_dict"}
-    elif source is not None:
-        from unip_hub.checkpoints import read_checkpoint
-
-        _load_state(model, read_checkpoint(source.path), source=os.fspath(source.path))
-    if features_only:
-        pretrained_cfg = model.pretrained_cfg
-        model = _features(model, mode, out_indices)
-        model.pretrained_cfg = model.default_cfg = {k: v for k, v in pretrained_cfg.items()
-                                                   if k not in ("num_classes", "classifier")}
-    return model
-
-
-@register_model
-def unip_vit_tiny_patch16_224(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def unip_vit_tiny_patch16_224(pretrained: bool = False, **kwargs: Any) -> Any:
     """UNIP ViT-T/16 (192 wide, 12 blocks, 3 heads)."""
     return _create("unip_vit_tiny_patch16_224", pretrained, **kwargs)
 
 
-@register_model
-def unip_vit_small_patch16_224(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def unip_vit_small_patch16_224(pretrained: bool = False, **kwargs: Any) -> Any:
     """UNIP ViT-S/16 (384 wide, 12 blocks, 6 heads)."""
     return _create("unip_vit_small_patch16_224", pretrained, **kwargs)
 
 
-@register_model
-def unip_vit_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def unip_vit_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> Any:
     """UNIP ViT-B/16 (768 wide, 12 blocks, 12 heads)."""
     return _create("unip_vit_base_patch16_224", pretrained, **kwargs)
 
 
-@register_model
-def unip_vit_large_patch16_224(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def unip_vit_large_patch16_224(pretrained: bool = False, **kwargs: Any) -> Any:
     """UNIP ViT-L/16 (1024 wide, 24 blocks, 16 heads); no weights were released for it."""
     return _create("unip_vit_large_patch16_224", pretrained, **kwargs)
+
+
+_ENTRYPOINTS = (unip_vit_tiny_patch16_224, unip_vit_small_patch16_224, unip_vit_base_patch16_224,
+                unip_vit_large_patch16_224)
+TIMM_NAMES: dict[str, str] = {fn.__name__: fn.__name__.removesuffix(_SUFFIX) for fn in _ENTRYPOINTS}
+"""timm model name -> package architecture (one entry point per ``unip_hub.models.ARCHS`` size; a test checks)."""
+
+default_cfgs = _default_cfgs(list(TIMM_NAMES.values()))
+for _fn in _ENTRYPOINTS:
+    register_model(_fn)
+
+
+def __getattr__(name: str) -> Any:
+    # timm_build's public names, here too (imported only when used: model code and checkpoints)
+    if name in ("UnipFeaturePyramid", "checkpoint_filter_fn", "FEATURE_MODES"):
+        from unip_hub.integrations import timm_build
+
+        return getattr(timm_build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """UNIP in Hugging Face transformers (5.x): ``UnipConfig``, ``UnipModel``, ``UnipBackbone`` and UperNet helpers.
 
-Importing this module imports transformers and registers ``model_type="unip"`` with ``AutoConfig``, ``AutoModel``
-and ``AutoBackbone`` (``import unip_hub`` does it too when transformers is already imported)::
+``model_type="unip"`` is registered with ``AutoConfig``, ``AutoModel`` and ``AutoBackbone`` the moment transformers
+is imported, before or after ``import unip_hub`` (see :mod:`unip_hub.integrations`); importing this module imports
+transformers and registers at once::
 
     import unip_hub.integrations.transformers as unip_tf
     from transformers import UperNetConfig, UperNetForSemanticSegmentation
@@ -31,7 +32,8 @@ from transformers.backbone_utils import BackboneConfigMixin, BackboneMixin
 from transformers.modeling_outputs import BackboneOutput, BaseModelOutputWithPooling
 
 from unip_hub.integrations._pyramid import FINETUNE_DEFAULTS, NECKS
-from unip_hub.models.vit import ARCHS, UnipViT
+from unip_hub.models.pyramid import ViTPyramid
+from unip_hub.models.vit import ARCHS, UnipViT, arch_from_shape
 
 __all__ = ["UnipBackbone", "UnipConfig", "UnipModel", "convert_segmenter_to_upernet", "upernet_config",
            "upernet_from_checkpoint"]
@@ -112,17 +114,14 @@ class UnipConfig(BackboneConfigMixin, PreTrainedConfig):
         """The config of an existing :class:`UnipViT` (``kwargs``: neck / out_features / ...)."""
         blk = vit.blocks[0]
         ls = getattr(blk.ls1, "gamma", None)
-        return cls(arch=_arch_of(vit.embed_dim), hidden_size=vit.embed_dim, num_hidden_layers=vit.depth,
+        arch = arch_from_shape(vit.embed_dim) or "unip_vit_small"  # the preset of this width; sizes set below
+        return cls(arch=arch, hidden_size=vit.embed_dim, num_hidden_layers=vit.depth,
                    num_attention_heads=vit.num_heads, last_heads=vit.last_heads if vit.last_heads != vit.num_heads
                    else None, distilled_last_heads=vit.distilled_last_heads,
                    mlp_ratio=blk.mlp.fc1.out_features / vit.embed_dim, qkv_bias=blk.attn.qkv.bias is not None,
                    image_size=[g * vit.patch_size for g in vit.pos_grid], patch_size=vit.patch_size,
                    num_channels=vit.in_chans, layerscale_value=float(ls.mean()) if ls is not None else None,
                    pos_embed_trainable=vit.pos_embed.requires_grad, **kwargs)
-
-
-def _arch_of(width: int) -> str:
-    return next((a for a, s in ARCHS.items() if s.embed_dim == width), "unip_vit_small")
 
 
 class UnipPreTrainedModel(PreTrainedModel):
@@ -184,11 +183,14 @@ class UnipModel(UnipPreTrainedModel):
         output_hidden_states = output_hidden_states if output_hidden_states is not None else \
             self.config.output_hidden_states
         vit = self.unip
-        kept, last, _ = vit._collect(pixel_values, list(range(vit.depth)) if output_hidden_states else [0],
-                                     stop_early=False)
-        tokens = vit.norm(last)  # (B, 1 + N, C)
-        out = BaseModelOutputWithPooling(last_hidden_state=tokens, pooler_output=tokens[:, 0],
-                                         hidden_states=tuple(kept) if output_hidden_states else None)
+        hidden = None
+        if output_hidden_states:
+            tokens, kept = vit.forward_intermediates(pixel_values, indices=vit.depth, output_fmt="NLC",
+                                                     return_prefix_tokens=True)
+            hidden = tuple(torch.cat([cls, patches], dim=1) for patches, cls in kept)  # (B, 1 + N, C) each
+        else:
+            tokens = vit.forward_features(pixel_values)  # (B, 1 + N, C), normalised
+        out = BaseModelOutputWithPooling(last_hidden_state=tokens, pooler_output=tokens[:, 0], hidden_states=hidden)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return out if return_dict else out.to_tuple()
 
@@ -210,17 +212,17 @@ class UnipBackbone(BackboneMixin, UnipPreTrainedModel):
         c = config.hidden_size
         self.neck = LastLayerFPN(c) if config.neck == "last" else MultiLayerFPN(c)
         layers = config.neck_layers or default_layers(config.num_hidden_layers, "upernet", config.neck)
-        self.layers = [int(i) % config.num_hidden_layers for i in layers]
-        if self.layers != sorted(set(self.layers)) or len(self.layers) != getattr(self.neck, "num_inputs", 1):
-            raise ValueError(f"neck={config.neck!r} needs {self.neck.num_inputs} distinct increasing blocks, got "
-                             f"neck_layers={list(layers)}")
-        self.num_features = list(self.neck.out_channels)
+        # the one multi-scale forward (ViTPyramid) over these very modules; kept out of the module tree so the
+        # weights stay named unip.* / neck.* (saved folders, convert_segmenter_to_upernet)
+        self.__dict__["pyramid"] = ViTPyramid(self.unip, self.neck, layers)
+        self.layers = self.pyramid.layers
+        self.num_features = list(self.pyramid.level_channels)
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
                 output_attentions: bool | None = None, return_dict: bool | None = None) -> BackboneOutput | tuple:
         """(B, C_in, H, W), H and W multiples of 16 -> the ``out_features`` levels (B, C, H/s, W/s)."""
-        maps = list(self.unip.get_intermediate_layers(pixel_values, n=self.layers, reshape=True, norm=False))
+        maps = self.pyramid.block_maps(pixel_values)  # len(layers) x (B, C, H/16, W/16)
         levels = self.neck(maps)  # 4 x (B, C, H/s, W/s), s = 4, 8, 16, 32
         feats = tuple(levels[STAGES.index(name)] for name in self.out_features)
         out = BackboneOutput(feature_maps=feats, hidden_states=tuple(maps) if output_hidden_states else None)
