@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
+from helpers.checkpoints import make_official_checkpoint
 from huggingface_hub import constants as hf_constants
 from safetensors.torch import save_file
 
@@ -214,3 +216,75 @@ def test_unknown_names_and_missing_files():
         unip_hub.unip_vit_tiny(weights="/nonexistent/unip.pth")
     with pytest.raises(ValueError, match="belong to unip_vit_base"):
         unip_hub.unip_vit_tiny(weights="unip_vit_base.mae_large")
+
+
+# ------------------------------------------------------------------------------------ distilled head count
+RESEARCH_ARGS = dict(model="unip_vit_small_patch16", teacher_model="vit_large", intermediate=18, last_heads=16,
+                     use_dino=False, teacher_path="/ckpt/mae_pretrain_vit_large.pth", batch_size=256)
+
+
+def _last_block_heads(model) -> int:
+    return model.blocks[-1].attn.num_heads
+
+
+def test_distilled_heads_read_from_a_renamed_files_args(tmp_path):
+    """A renamed download (no registry match) still records args.last_heads = 16."""
+    path = tmp_path / "student_final.pth"
+    sd = make_official_checkpoint(path, args=RESEARCH_ARGS)
+    model = unip_hub.unip_vit_tiny(weights=path, last_heads="distilled")
+    assert _last_block_heads(model) == 16 and model.distilled_last_heads == 16 and _same_weights(model, sd)
+    assert model.pretrained_cfg["distillation"] == {"last_heads": 16, "teacher": "vit_large", "teacher_layer": 18,
+                                                    "student": "unip_vit_small_patch16", "source": "checkpoint args"}
+    assert _last_block_heads(unip_hub.unip_vit_tiny(weights=path)) == 3  # default: standard heads (fine-tuning)
+
+
+def test_dino_b_student_with_12_last_heads(tmp_path):
+    path = tmp_path / "checkpoint-99.pth"
+    args = {**RESEARCH_ARGS, "teacher_model": "vit_base", "intermediate": 9, "last_heads": 12, "use_dino": True}
+    make_official_checkpoint(path, last_heads=12, args=args)
+    model = unip_hub.unip_vit_tiny(weights=path, last_heads="distilled")
+    assert _last_block_heads(model) == 12
+    record = model.pretrained_cfg["distillation"]
+    assert (record["teacher"], record["teacher_layer"], record["last_heads"]) == ("vit_base (DINO)", 9, 12)
+
+
+def test_checkpoint_args_come_before_the_registry(tmp_path):
+    """An official file name whose args say otherwise: the file's own record wins."""
+    path = tmp_path / "unip_vit_tiny_by_mae_large.pth"
+    make_official_checkpoint(path, last_heads=12, args={**RESEARCH_ARGS, "last_heads": 12})
+    assert _last_block_heads(unip_hub.unip_vit_tiny(weights=path, last_heads="distilled")) == 12
+
+
+def test_file_name_is_the_last_resort(tmp_path):
+    path = tmp_path / "my_unip_vit_tiny_by_dino_base_ep50.pth"
+    make_official_checkpoint(path, last_heads=12, with_args=False)
+    model = unip_hub.unip_vit_tiny(weights=path, last_heads="distilled")
+    assert _last_block_heads(model) == 12 and model.pretrained_cfg["distillation"]["source"] == "file name"
+
+
+@pytest.mark.parametrize("args", [None, {"model": "vit_large_patch16", "input_size": 224}])
+def test_nothing_records_it_is_a_clear_error(tmp_path, args):
+    """No args (or a teacher file's args without last_heads), no registry entry, no telling name."""
+    path = tmp_path / "weights.pth"
+    make_official_checkpoint(path, args=args, with_args=args is not None)
+    with pytest.raises(ValueError, match=r"weights\.pth records none .*pass last_heads=<int>"):
+        unip_hub.unip_vit_tiny(weights=path, last_heads="distilled")
+    assert _last_block_heads(unip_hub.unip_vit_tiny(weights=path, last_heads=16)) == 16  # the explicit way works
+
+
+def test_convert_and_info_show_the_record(tmp_path, capsys):
+    from unip_hub.cli import main
+
+    path = tmp_path / "checkpoint-99.pth"
+    make_official_checkpoint(path, last_heads=12, args={**RESEARCH_ARGS, "last_heads": 12, "teacher_model": "vit_base",
+                                                       "intermediate": 9})
+    assert main(["info", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == "unip_vit_tiny" and info["distillation"]["last_heads"] == 12
+    assert main(["convert", str(path), str(tmp_path / "hf")]) == 0
+    assert "distilled last-block heads: 12 (from the checkpoint args)" in capsys.readouterr().out
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["distilled_last_heads"] == 12 and config["pretrained_cfg"]["distillation"]["teacher_layer"] == 9
+    assert "from vit_base layer 9, last block with 12 heads" in (tmp_path / "hf" / "README.md").read_text()
+    folder = unip_hub.unip_vit_tiny(weights=tmp_path / "hf", last_heads="distilled")
+    assert _last_block_heads(folder) == 12 and folder.pretrained_cfg["distillation"]["source"] == "checkpoint args"

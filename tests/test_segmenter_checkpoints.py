@@ -66,3 +66,29 @@ def test_released_width_needs_no_arguments(tmp_path):
     x = torch.randn(1, 3, 48, 80)
     with torch.no_grad():
         torch.testing.assert_close(seg(x), src(x))
+
+
+# ------------------------------------------------------------------------------------------------ modes
+def test_modes_built_to_train_vs_loaded_trained(tmp_path):
+    """timm convention for new models (training mode), from_pretrained's for trained checkpoints (eval mode)."""
+    from unip_hub.hub.segmenters import unip_t_upernet
+
+    seg = create_segmenter("unip_vit_tiny", num_classes=NUM_CLASSES, **TINY)
+    assert seg.training and all(m.training for m in seg.modules())
+    assert unip_t_upernet(num_classes=NUM_CLASSES, pretrained=False, **TINY).training
+    path = save_segmenter_checkpoint(tiny_segmenter(seed=4), tmp_path / "best.pth")
+    mmseg = write_mmseg_checkpoint(tiny_segmenter(seed=5), tmp_path / "iter_100.pth")
+    loaded = [load_segmenter(path), load_segmenter(mmseg, arch="unip_vit_tiny", **TINY),
+              create_segmenter("unip_vit_tiny", num_classes=NUM_CLASSES, checkpoint=path, **TINY),
+              unip_t_upernet(num_classes=NUM_CLASSES, checkpoint=mmseg, **TINY)]
+    for seg in loaded:
+        assert not any(m.training for m in seg.modules())
+    x = torch.randn(1, 3, 64, 64)  # a batch of one: BatchNorm in training mode would refuse its 1x1 PPM maps
+    with torch.no_grad():
+        assert loaded[0](x).shape == (1, NUM_CLASSES, 64, 64)
+    assert loaded[0].train().training  # fine-tuning further is one call away
+
+
+def test_frozen_backbone_stays_in_eval_in_training_mode():
+    seg = create_segmenter("unip_vit_tiny", num_classes=NUM_CLASSES, head="linear", layers=[0, 1], **TINY)
+    assert seg.training and not seg.backbone.training

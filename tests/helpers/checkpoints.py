@@ -9,12 +9,18 @@ import torch
 
 from unip_hub.models.vit import build_vit
 
+_DEFAULT_ARGS = dict(model="vit_tiny_patch16", batch_size=256, epochs=100, lr=None, blr=1.5e-4, teacher_layer=18,
+                     input_size=224, data_path="/data/InfMix", output_dir="./out")
 
-def make_official_checkpoint(path: Path, arch: str = "unip_vit_tiny", last_heads: int = 16, seed: int = 0) -> dict:
+
+def make_official_checkpoint(path: Path, arch: str = "unip_vit_tiny", last_heads: int = 16, seed: int = 0,
+                             args: dict | None = None, with_args: bool = True) -> dict:
     """Writes a file laid out like ``unip_vit_*_by_*_large.pth``; returns its model state dict.
 
     Random weights (non-trivial biases and norms) under ``model``, plus ``optimizer``/``epoch``/``scaler`` and
-    ``args`` as an ``argparse.Namespace``, as the research distillation script saves them.
+    ``args`` as an ``argparse.Namespace``, as the research distillation script saves them. ``args`` replaces the
+    default arguments (e.g. the research script's ``last_heads`` / ``teacher_model`` / ``intermediate``);
+    ``with_args=False`` leaves them out.
     """
     torch.manual_seed(seed)
     model = build_vit(arch, last_heads=last_heads)
@@ -30,8 +36,9 @@ def make_official_checkpoint(path: Path, arch: str = "unip_vit_tiny", last_heads
         "epoch": 99,
         "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
                    "_growth_tracker": 0},
-        "args": argparse.Namespace(model="vit_tiny_patch16", batch_size=256, epochs=100, lr=None, blr=1.5e-4,
-                                   teacher_layer=18, input_size=224, data_path="/data/InfMix", output_dir="./out"),
+        "args": argparse.Namespace(**(_DEFAULT_ARGS if args is None else args)),
     }
+    if not with_args:
+        del obj["args"]
     torch.save(obj, path)
     return sd

@@ -28,7 +28,8 @@ class DistillationRecord:
         teacher: Teacher model name as recorded (``vit_large``, ``MAE ViT-L/16``...), if known.
         teacher_layer: 1-based teacher layer whose attention was distilled, if known.
         student: Student model name as recorded, if known.
-        source: Where it was read: ``checkpoint args``, ``registry``, ``config.json``, ``file name`` or ``given``.
+        source: Where it was read: ``checkpoint args``, ``registry``, ``config.json``, ``file name`` or
+            ``given`` (a converted folder keeps the source its record was first read from).
     """
 
     last_heads: int

@@ -51,13 +51,16 @@ def resolve_last_heads(last_heads: LastHeads, distilled: int | None, source: str
 
 
 def _record_from_config(config: Mapping[str, Any] | None) -> DistillationRecord | None:
+    """A converted folder's ``distilled_last_heads``, with the provenance saved beside it (which keeps its source)."""
     heads = (config or {}).get("distilled_last_heads")
     if not isinstance(heads, int):
         return None
     cfg = config.get("pretrained_cfg") or {}
-    known = cfg.get("distillation") or cfg  # our own record, or a registry entry's fields
-    return DistillationRecord(heads, known.get("teacher"), known.get("teacher_layer"), known.get("student"),
-                              "config.json")
+    if cfg.get("distillation"):  # our own record, as convert / create_backbone saved it
+        known, source = cfg["distillation"], cfg["distillation"].get("source", "config.json")
+    else:  # a registry entry's fields, or nothing
+        known, source = cfg, "registry" if "teacher" in cfg else "config.json"
+    return DistillationRecord(heads, known.get("teacher"), known.get("teacher_layer"), known.get("student"), source)
 
 
 def _record_from_name(name: str) -> DistillationRecord | None:
