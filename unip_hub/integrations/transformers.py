@@ -295,7 +295,7 @@ def upernet_from_checkpoint(checkpoint: str | os.PathLike, *, arch: str | None =
     found = infer_segmenter_config(sd)
     if found["head"] != "upernet":
         raise ValueError(f"{checkpoint} holds a {found['head']!r} head; only UPerNet segmenters map to transformers")
-    arch = arch or meta.get("arch") or found.get("arch") or "unip_vit_small"
+    arch = arch or meta.get("arch") or arch_from_shape(found.get("embed_dim")) or "unip_vit_small"
     num_labels = num_labels or meta.get("num_classes") or found["num_classes"]
     names = meta.get("class_names")
     for key, field in (("embed_dim", "hidden_size"), ("depth", "num_hidden_layers"), ("img_size", "image_size"),
