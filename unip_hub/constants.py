@@ -33,3 +33,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".
 """Image files the readers open (compared lower-case)."""
 INPUT_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".npy")
 """Every single-frame input :func:`unip_hub.data.read_thermal` accepts: images and ``.npy`` arrays."""
+
+INPUT_SCALING = f"percentile {LOW_PERCENTILE:g}/{HIGH_PERCENTILE:g}"
+"""The default input-scaling spec (:class:`unip_hub.data.scaling.InputScaling`), stored in segmenter checkpoints."""

@@ -61,7 +61,7 @@ def _normalise_meta(meta: Any) -> dict[str, Any]:
         return {}
     out = {k: v for k, v in meta.items() if k in ("arch", "num_classes", "head", "neck", "img_size", "layers",
                                                    "aux", "in_chans", "last_heads", "class_names", "palette",
-                                                   "mean", "std", "backbone_kwargs")}
+                                                   "mean", "std", "backbone_kwargs", "input_scaling")}
     if "CLASSES" in meta and meta["CLASSES"] is not None:
         out.setdefault("class_names", [str(c) for c in meta["CLASSES"]])
     if "PALETTE" in meta and meta["PALETTE"] is not None:
@@ -122,7 +122,8 @@ def save_segmenter_checkpoint(model: nn.Module, path: str | os.PathLike, meta: M
     if meta is None:
         meta = {**getattr(model, "config", {}), "num_classes": getattr(model, "num_classes", None),
                 "class_names": getattr(model, "class_names", None), "palette": getattr(model, "palette", None),
-                "mean": getattr(model, "mean", None), "std": getattr(model, "std", None)}
+                "mean": getattr(model, "mean", None), "std": getattr(model, "std", None),
+                "input_scaling": getattr(model, "input_scaling", None)}
     meta = json.loads(json.dumps(dict(meta)))  # plain lists/dicts/numbers/strings only (weights_only-safe)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:

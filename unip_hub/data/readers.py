@@ -6,6 +6,7 @@ Everything ends up as one 8-bit gray frame ``(H, W)`` because that is what the U
 * 8-bit gray PNG/JPEG/BMP/TIFF (camera output after AGC): returned unchanged.
 * 16-bit radiometric PNG/TIFF (PIL modes ``I;16``, ``I;16B``, ``I``, ``F``; raw counts such as 6,700-7,100):
   robust per-image scaling, the 0.5th and 99.5th percentiles are mapped to 0 and 255 (see :func:`to_uint8`).
+  8-bit data stored in a 16-bit container (all values below 256, or all multiples of 256) is taken as 8-bit.
 * 4-channel PNG (MFNet, R, G, B, thermal): the thermal channel, index 3 (unless that channel is 255 everywhere:
   then it is an ordinary opaque RGBA picture and its RGB luma is used).
 * RGB images (a colour-mapped thermal JPEG) and palette images: ITU-R 601 luma, exactly PIL's ``convert("L")``.
@@ -25,12 +26,40 @@ from PIL import Image, UnidentifiedImageError
 
 from unip_hub.constants import HIGH_PERCENTILE, LOW_PERCENTILE, SEG_MEAN, SEG_STD
 
-__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "gray_to_tensor", "read_label", "read_thermal", "to_uint8"]
+__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "frame_to_gray", "gray_to_tensor", "narrow_to_8bit",
+           "percentile_bounds", "read_frame", "read_label", "read_thermal", "scale_to_uint8", "to_uint8"]
 
 ThermalSource = str | os.PathLike | np.ndarray | Image.Image
 
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _COLOUR_MODES = ("RGB", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "La", "RGBa")
+
+
+def percentile_bounds(array: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE
+                      ) -> tuple[float, float] | None:
+    """The ``low`` / ``high`` percentiles of the finite values (min / max when they coincide); ``None`` when no
+    value is finite."""
+    values = np.asarray(array, dtype=np.float64)
+    valid = values[np.isfinite(values)]
+    if valid.size == 0:
+        return None
+    lo, hi = np.percentile(valid, [low, high])
+    if hi <= lo:
+        lo, hi = valid.min(), valid.max()
+    return float(lo), float(hi)
+
+
+def scale_to_uint8(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``lo`` -> 0 and ``hi`` -> 255, linear, rounded and clipped; non-finite values 0; ``hi <= lo`` mid gray."""
+    values = np.asarray(array, dtype=np.float64)
+    finite = np.isfinite(values)
+    out = np.zeros(values.shape, dtype=np.uint8)
+    if hi <= lo:
+        out[finite] = 128
+        return out
+    scaled = (values[finite] - lo) * (255.0 / (hi - lo))
+    out[finite] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return out
 
 
 def to_uint8(array: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE) -> np.ndarray:
@@ -48,21 +77,10 @@ def to_uint8(array: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_
     Returns:
         A uint8 array of the same shape.
     """
-    values = np.asarray(array, dtype=np.float64)
-    finite = np.isfinite(values)
-    out = np.zeros(values.shape, dtype=np.uint8)
-    if not finite.any():
-        return out
-    valid = values[finite]
-    lo, hi = np.percentile(valid, [low, high])
-    if hi <= lo:
-        lo, hi = valid.min(), valid.max()
-    if hi <= lo:
-        out[finite] = 128
-        return out
-    scaled = (values[finite] - lo) * (255.0 / (hi - lo))
-    out[finite] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return out
+    bounds = percentile_bounds(array, low, high)
+    if bounds is None:
+        return np.zeros(np.shape(array), dtype=np.uint8)
+    return scale_to_uint8(array, *bounds)
 
 
 def _describe(source: object) -> str:
@@ -81,7 +99,24 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return to_uint8(rgb.astype(np.float64) @ weights)
 
 
-def _array_to_gray(array: np.ndarray, name: str) -> np.ndarray:
+def narrow_to_8bit(array: np.ndarray) -> np.ndarray | None:
+    """8-bit data stored in a wider integer container, as uint8; ``None`` when the data really is wider.
+
+    Two layouts are recognised: every value below 256 (the 8-bit values as they are), or every value a
+    multiple of 256 (the 8-bit values in the high byte).
+    """
+    if array.dtype.kind not in "iu" or array.dtype.itemsize == 1 or array.size == 0:
+        return None
+    lo, hi = int(array.min()), int(array.max())
+    if lo >= 0 and hi < 256:
+        return array.astype(np.uint8)
+    if lo >= 0 and hi < 65536 and not (array & 255).any():
+        return (array >> 8).astype(np.uint8)
+    return None
+
+
+def _array_frame(array: np.ndarray, name: str) -> np.ndarray:
+    """Channels resolved: uint8 gray for colour / MFNet / bool data, else the 2-D array as stored."""
     if array.size == 0:
         raise ValueError(f"{name}: empty array (shape {array.shape})")
     if array.dtype.kind not in "biuf":
@@ -102,14 +137,13 @@ def _array_to_gray(array: np.ndarray, name: str) -> np.ndarray:
             raise ValueError(f"{name}: {channels} channels, expected 1, 3 (RGB) or 4 (RGB + thermal)")
     if array.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D frame or (H, W, C) with C in 1, 3, 4; got shape {array.shape}")
-    if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * 255
-    return to_uint8(array)
+    return np.ascontiguousarray(array)
 
 
-def _image_to_gray(image: Image.Image, name: str) -> np.ndarray:
+def _image_frame(image: Image.Image, name: str) -> np.ndarray:
+    """A PIL image as stored: uint8 gray for 8-bit and colour modes, the raw array for high-depth modes."""
     mode = image.mode
     if image.width == 0 or image.height == 0:
         raise ValueError(f"{name}: empty image (size {image.size})")
@@ -118,12 +152,21 @@ def _image_to_gray(image: Image.Image, name: str) -> np.ndarray:
     if mode == "LA":
         return np.asarray(image.getchannel(0)).copy()
     if mode in _HIGH_DEPTH_MODES:
-        return to_uint8(np.asarray(image))
+        return np.asarray(image).copy()
     if mode == "RGBA":
-        return _array_to_gray(np.asarray(image), name)
+        return _array_frame(np.asarray(image), name)
     if mode in _COLOUR_MODES:
         return np.asarray(image.convert("L")).copy()
     raise ValueError(f"{name}: unsupported PIL image mode {mode!r}")
+
+
+def frame_to_gray(frame: np.ndarray) -> np.ndarray:
+    """A 2-D frame as stored -> 8-bit gray: uint8 as is, 8-bit data in a 16-bit container narrowed, anything
+    else scaled by :func:`to_uint8` (percentiles 0.5 / 99.5)."""
+    if frame.dtype == np.uint8:
+        return frame
+    narrow = narrow_to_8bit(frame)
+    return narrow if narrow is not None else to_uint8(frame)
 
 
 def _open_image(path: Path) -> Image.Image:
@@ -153,8 +196,29 @@ def _load_npy(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable .npy array ({error})") from error
 
 
+def read_frame(source: ThermalSource) -> np.ndarray:
+    """Read an infrared frame as stored: ``(H, W)`` uint8 for 8-bit, colour and MFNet inputs, else the raw 2-D
+    array (16/32-bit counts, float temperatures). Multi-frame files (TIFF stacks) give their first frame.
+
+    Raises:
+        FileNotFoundError: The path does not exist.
+        ValueError: The file is empty, not an image, or has an unsupported shape, dtype or mode.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_frame(source, _describe(source))
+    if isinstance(source, Image.Image):
+        return _image_frame(source, _describe(source))
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"cannot read a thermal image from a {type(source).__name__}")
+    path = Path(source)
+    if path.suffix.lower() == ".npy":
+        return _array_frame(_load_npy(path), str(path))
+    with _open_image(path) as image:
+        return _image_frame(image, str(path))
+
+
 def read_thermal(source: ThermalSource) -> np.ndarray:
-    """Read an infrared frame as 8-bit gray.
+    """Read an infrared frame as 8-bit gray (:func:`read_frame`, then :func:`frame_to_gray`).
 
     Multi-frame files (TIFF stacks) give their first frame.
 
@@ -168,17 +232,7 @@ def read_thermal(source: ThermalSource) -> np.ndarray:
         FileNotFoundError: The path does not exist.
         ValueError: The file is empty, not an image, or has an unsupported shape, dtype or mode.
     """
-    if isinstance(source, np.ndarray):
-        return _array_to_gray(source, _describe(source))
-    if isinstance(source, Image.Image):
-        return _image_to_gray(source, _describe(source))
-    if not isinstance(source, (str, os.PathLike)):
-        raise ValueError(f"cannot read a thermal image from a {type(source).__name__}")
-    path = Path(source)
-    if path.suffix.lower() == ".npy":
-        return _array_to_gray(_load_npy(path), str(path))
-    with _open_image(path) as image:
-        return _image_to_gray(image, str(path))
+    return frame_to_gray(read_frame(source))
 
 
 def read_label(source: str | os.PathLike | np.ndarray) -> np.ndarray:

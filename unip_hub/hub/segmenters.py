@@ -172,6 +172,8 @@ def create_segmenter(
                     class_names=class_names, palette=palette)
     if sd is not None:
         _load_segmenter_state(seg, sd, source=str(checkpoint), keep_aux=aux)
+    if meta.get("input_scaling"):  # how its inputs were scaled in training (older files: the default)
+        seg.input_scaling = str(meta["input_scaling"])
     if freeze_backbone if freeze_backbone is not None else head == "linear":
         seg.freeze_backbone(True)
     seg.config = {"arch": arch, "num_classes": num_classes, "head": head, "neck": neck, "img_size": img_size,

@@ -1,10 +1,12 @@
 """The predictor: any infrared file or array in, class map out (SAM's ``SamPredictor`` split, for UNIP).
 
 :class:`~unip_hub.models.segmenter.Segmenter` takes and returns tensors; this class does everything around it:
-reading the input (path, PIL image, numpy array or tensor in any format of :func:`unip_hub.data.read_thermal`),
-scaling it to 8-bit gray, normalising it with the segmenter's mean/std, and running whole-image or
-sliding-window inference (:func:`unip_hub.models.slide.infer_logits`) through :meth:`Predictor.forward`, the
-one place the model is called (a compiled model or another runtime plugs in there).
+reading the input (path, PIL image, numpy array or tensor in any format of :func:`unip_hub.data.read_thermal`,
+plus radiometric files: :func:`unip_hub.data.radiometric.read_radiometric`), scaling it to 8-bit gray with the
+input-scaling spec the model was trained with (:class:`unip_hub.data.scaling.InputScaling`), normalising it with
+the segmenter's mean/std, and running whole-image or sliding-window inference
+(:func:`unip_hub.models.slide.infer_logits`) through :meth:`Predictor.forward`, the one place the model is
+called (a compiled model or another runtime plugs in there).
 
 >>> from unip_hub.inference import Predictor
 >>> mask = Predictor(seg).predict("frame_16bit.tiff", mode="slide")  # (H, W) int64 class indices
@@ -18,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from unip_hub.data.readers import read_thermal
+from unip_hub.data.radiometric import Calibration, Frame, read_radiometric
+from unip_hub.data.scaling import InputScaling, scaling_from_meta
 from unip_hub.data.transforms import normalize
 from unip_hub.models.slide import InferenceOptions, infer_logits
 
@@ -33,21 +36,32 @@ class Predictor:
     Args:
         segmenter: A :class:`~unip_hub.models.segmenter.Segmenter` (put in eval mode for each call, restored after).
         device: Where inputs go; the segmenter's own device by default.
+        scaling: How frames become 8-bit gray; by default the segmenter's own ``input_scaling`` (what it was
+            trained with, from its checkpoint), else ``"percentile 0.5/99.5"``.
+        calibration: How raw data becomes temperatures (units, counts calibration, FLIR object parameters).
     """
 
-    def __init__(self, segmenter: Any, device: str | torch.device | None = None) -> None:
+    def __init__(self, segmenter: Any, device: str | torch.device | None = None,
+                 scaling: InputScaling | str | None = None, calibration: Calibration | None = None) -> None:
         self.segmenter = segmenter
         self.device = torch.device(device) if device is not None else next(segmenter.parameters()).device
+        self.scaling = InputScaling.parse(scaling) if scaling is not None else \
+            scaling_from_meta(getattr(segmenter, "input_scaling", None))
+        self.calibration = calibration or Calibration()
 
     @property
     def num_classes(self) -> int:
         return self.segmenter.num_classes
 
-    def read(self, image: ImageLike) -> np.ndarray:
-        """Any supported input -> the 8-bit gray frame (H, W) the model sees (and overlays are drawn on)."""
+    def read_frame(self, image: ImageLike) -> Frame:
+        """Any supported input -> the :class:`~unip_hub.data.radiometric.Frame` (values, temperatures if any)."""
         if isinstance(image, torch.Tensor):
             image = image.detach().cpu().numpy()
-        return read_thermal(image)
+        return read_radiometric(image, self.calibration)
+
+    def read(self, image: ImageLike) -> np.ndarray:
+        """Any supported input -> the 8-bit gray frame (H, W) the model sees, with :attr:`scaling`."""
+        return self.scaling.to_gray(self.read_frame(image))
 
     def prepare(self, image: ImageLike) -> torch.Tensor:
         """Any supported input -> normalised model input (B, C_in, H, W) on the device.

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unip_hub.constants import SEG_MEAN, SEG_STD, SLIDE_CROP, SLIDE_STRIDE
+from unip_hub.constants import INPUT_SCALING, SEG_MEAN, SEG_STD, SLIDE_CROP, SLIDE_STRIDE
 from unip_hub.models.pyramid import ViTPyramid
 from unip_hub.models.slide import InferenceOptions, infer_logits, slide_logits
 from unip_hub.models.vit import UnipViT
@@ -42,6 +42,9 @@ class Segmenter(ViTPyramid):
         mean: Normalisation mean on the 0-255 gray scale (used by the predictor on raw images).
         std: Normalisation standard deviation on the 0-255 gray scale.
         align_corners: ``align_corners`` of the final resize to the input size.
+        input_scaling: How raw frames become the model's 8-bit gray, as the text of a
+            :class:`unip_hub.data.scaling.InputScaling` (``"percentile 0.5/99.5"``, ``"window 20..120 degC"``,
+            ``"8-bit"``); applied by the predictor, saved in checkpoints.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class Segmenter(ViTPyramid):
         mean: float = SEG_MEAN,
         std: float = SEG_STD,
         align_corners: bool = False,
+        input_scaling: str = INPUT_SCALING,
     ) -> None:
         super().__init__(backbone, neck, layers)
         self.decode_head = decode_head
@@ -71,6 +75,7 @@ class Segmenter(ViTPyramid):
         self.palette = [tuple(int(v) for v in c) for c in palette] if palette is not None else None
         self.mean, self.std = float(mean), float(std)
         self.align_corners = align_corners
+        self.input_scaling = str(input_scaling)
         self.frozen_backbone = False
         self.config: dict[str, Any] = {}  # how the builder made it (arch, head, neck, img_size...), saved as meta
 
