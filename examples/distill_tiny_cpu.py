@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +30,11 @@ from unip_hub.analysis import attention_nmi
 from unip_hub.data.datasets import ImageFolderDataset
 from unip_hub.data.synthetic import make_scene
 from unip_hub.models.vit import UnipViT
-from unip_hub.train.checkpointing import atomic_write_text
 from unip_hub.train.distill import NMIHAD, build_student, load_teacher
 from unip_hub.train.distill_data import pretrain_transform
 from unip_hub.train.lr import cosine_lr, set_lr
 from unip_hub.train.optim import param_groups_weight_decay
+from unip_hub.utils.atomic import atomic_path, write_text_atomic
 
 
 def synthetic_images(folder: Path, n: int = 96, seed: int = 0) -> Path:
@@ -119,7 +118,7 @@ def main() -> None:
     with torch.no_grad():
         curves["eval_step"].append(step)
         curves["student_nmi"].append(nmi_of(model.student_logits(probe)))
-    atomic_write_text(json.dumps(curves), out / "curves.json")
+    write_text_atomic(json.dumps(curves), out / "curves.json")
     plot(curves, out / "curves.png")
     first, last = np.mean(curves["loss"][:10]), np.mean(curves["loss"][-10:])
     print(f"loss {first:.4f} -> {last:.4f}; student last-block NMI {curves['student_nmi'][0]:.3f} -> "
@@ -144,9 +143,8 @@ def plot(curves: dict, path: Path) -> None:
     b.set_ylabel("NMI")
     b.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
 
 
 if __name__ == "__main__":

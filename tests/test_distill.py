@@ -89,23 +89,29 @@ def test_mismatched_heads_or_patch_refused():
         attention_kl_loss(torch.zeros(1, 2, 5, 5), torch.zeros(1, 2, 6, 6))
 
 
+def _ctx(model: NMIHAD, opt: torch.optim.Optimizer, accum: int = 1, dtype: torch.dtype | None = None):
+    from unip_hub.train.core import LossScaler, StepContext
+
+    cpu = torch.device("cpu")
+    return StepContext(model, opt, LossScaler(cpu, dtype), cpu, dtype, accum)
+
+
 def test_steps_lower_the_loss_and_accumulation_matches_a_full_batch():
-    from unip_hub.train.distill_engine import train_one_epoch
+    from unip_hub.train.distill_engine import distill_epoch
     from unip_hub.train.optim import param_groups_weight_decay
 
     x = torch.randn(4, 3, 32, 32)
-    cpu, off = torch.device("cpu"), torch.amp.GradScaler("cpu", enabled=False)
     model = _pair()
     opt = torch.optim.AdamW(param_groups_weight_decay(model.student, 0.05), lr=1e-3, betas=(0.9, 0.95))
-    losses = train_one_epoch(model, [x] * 6, opt, off, 0, 6, DistillConfig(epochs=1, warmup_epochs=0), 1e-3, cpu, None)
-    assert losses[-1] < 0.8 * losses[0]
+    losses = distill_epoch(_ctx(model, opt), [x] * 6, 0, 6, DistillConfig(epochs=1, warmup_epochs=0), 1e-3)
+    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0]
     # accumulation: two half batches = one full batch (SGD: Adam would amplify rounding noise in zero gradients)
     states = []
     for accum, loader in ((1, [x] * 2), (2, [x[:2], x[2:]] * 2)):
         model = _pair()
         opt = torch.optim.SGD(model.student.parameters(), lr=0.5)
         cfg = DistillConfig(epochs=1, warmup_epochs=0, accum_iter=accum)
-        train_one_epoch(model, loader, opt, off, 0, len(loader), cfg, 0.5, cpu, None)
+        distill_epoch(_ctx(model, opt, accum), loader, 0, len(loader), cfg, 0.5)
         states.append(model.student.state_dict())
     assert all(torch.allclose(states[0][k], states[1][k], atol=1e-5) for k in states[0])
 
@@ -241,11 +247,11 @@ def test_build_student_records_heads():
 
 
 def test_bf16_autocast_step_on_cpu():
-    from unip_hub.train.distill_engine import train_one_epoch
+    from unip_hub.train.distill_engine import distill_epoch
 
     model = _pair()
     opt = torch.optim.AdamW(model.student.parameters(), lr=1e-3)
     x = torch.randn(2, 3, 32, 32)
-    losses = train_one_epoch(model, [x, x], opt, torch.amp.GradScaler("cpu", enabled=False), 0, 2,
-                             DistillConfig(epochs=1, warmup_epochs=0), 1e-3, torch.device("cpu"), torch.bfloat16)
+    losses = distill_epoch(_ctx(model, opt, dtype=torch.bfloat16), [x, x], 0, 2,
+                           DistillConfig(epochs=1, warmup_epochs=0), 1e-3)
     assert all(np.isfinite(losses)) and model.student.blocks[0].attn.qkv.weight.dtype == torch.float32

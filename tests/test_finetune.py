@@ -14,6 +14,7 @@ from helpers.training import TINY_BACKBONE, free_port, majority_miou, tiny_confi
 
 from unip_hub.checkpoints import read_checkpoint
 from unip_hub.cli import main
+from unip_hub.data.presets import DATASETS, PRESETS
 from unip_hub.data.synthetic import SyntheticThermalDataset
 from unip_hub.hub.segmenters import create_segmenter, load_segmenter
 from unip_hub.train.finetune import FinetuneConfig, build_segmenter, finetune
@@ -34,6 +35,8 @@ def test_presets_follow_the_reference_table():
     short = FinetuneConfig(dataset="scut", data_root="x", iterations=100).resolved()
     assert (short.iterations, short.warmup, short.eval_interval) == (100, 10, 10)
     assert FinetuneConfig(linear_probe=True).resolved().head == "linear"
+    assert PRESETS["soda"] == (21, 14_400, 1_500) and PRESETS["mfnet"].num_classes == 9
+    assert PRESETS["scut"].iterations == 16_800 and set(DATASETS) == set(PRESETS)
 
 
 def test_bad_settings_are_refused():

@@ -16,14 +16,10 @@ from torch import nn
 from unip_hub.checkpoints import CheckpointError
 from unip_hub.models.vit import UnipViT
 from unip_hub.train import dist as udist
-from unip_hub.train.checkpointing import (
-    capture_rng_state,
-    load_training_state,
-    restore_rng_state,
-    save_checkpoint_atomic,
-)
+from unip_hub.train.checkpointing import capture_rng_state, load_training_state, restore_rng_state
 from unip_hub.train.lr import cosine_lr, poly_lr, set_lr
 from unip_hub.train.optim import layer_id, param_groups_lrd, param_groups_weight_decay
+from unip_hub.utils.atomic import save_torch_atomic
 
 
 def _tiny_vit(**kw) -> UnipViT:
@@ -126,7 +122,7 @@ def test_save_checkpoint_atomic_roundtrip_and_failure(tmp_path):
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": 7,
              "config": {"arch": "tiny", "betas": (0.9, 0.999), "crop": [32, 32]}, "rng": capture_rng_state()}
     path = tmp_path / "last.pth"
-    save_checkpoint_atomic(state, path)
+    save_torch_atomic(state, path)
     back = load_training_state(path)
     assert back["iteration"] == 7 and back["config"]["arch"] == "tiny"
     assert torch.equal(back["model"]["blocks.0.attn.qkv.weight"], model.blocks[0].attn.qkv.weight)
@@ -134,13 +130,13 @@ def test_save_checkpoint_atomic_roundtrip_and_failure(tmp_path):
     opt2.load_state_dict(back["optimizer"])
     # a failing write keeps the old file intact and leaves no temporary file
     with pytest.raises(Exception):  # noqa: B017 - pickling a lambda fails inside torch.save
-        save_checkpoint_atomic({"bad": lambda: 0}, path)
+        save_torch_atomic({"bad": lambda: 0}, path)
     assert load_training_state(path)["iteration"] == 7
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
 
 
 def test_truncated_training_state_is_refused(tmp_path):
-    path = save_checkpoint_atomic({"w": torch.ones(1000)}, tmp_path / "x.pth")
+    path = save_torch_atomic({"w": torch.ones(1000)}, tmp_path / "x.pth")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError):
@@ -149,7 +145,7 @@ def test_truncated_training_state_is_refused(tmp_path):
 
 def test_safetensors_atomic(tmp_path):
     sd = {"a": torch.arange(4.0), "b": torch.ones(2, 2)}
-    path = save_checkpoint_atomic(sd, tmp_path / "m.safetensors")
+    path = save_torch_atomic(sd, tmp_path / "m.safetensors")
     back = load_training_state(path)
     assert torch.equal(back["a"], sd["a"]) and torch.equal(back["b"], sd["b"])
 
@@ -158,7 +154,7 @@ def test_rng_state_roundtrip_through_file(tmp_path):
     random.seed(1)
     np.random.seed(2)
     torch.manual_seed(3)
-    path = save_checkpoint_atomic({"rng": capture_rng_state()}, tmp_path / "rng.pth")
+    path = save_torch_atomic({"rng": capture_rng_state()}, tmp_path / "rng.pth")
     first = (random.random(), np.random.rand(), torch.rand(1).item())
     restore_rng_state(load_training_state(path)["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
@@ -199,3 +195,88 @@ def test_two_process_gloo_all_reduce(tmp_path):
     assert [r["obj"] for r in results] == [{"rank": 0}, {"rank": 0}]
     assert [r["main"] for r in results] == [True, False] and results[0]["world"] == 2
     assert not math.isnan(results[0]["mean"])
+
+
+# ------------------------------------------------------------------------------------------ the training core
+def test_seed_everything_plain_and_salted():
+    from unip_hub.train.core import seed_everything
+
+    assert seed_everything(7) == 7
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    seed_everything(7)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+    assert seed_everything(3, -1, 1) == (3 * 1_000_003 - 1009 + 1) % 2**31
+    assert seed_everything(3, 2, 0) != seed_everything(3, 2, 1)
+
+
+def test_amp_dtype_choice():
+    from unip_hub.train.core import amp_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert amp_dtype("auto", cpu) is None and amp_dtype(True, cpu) is None and amp_dtype(False, cuda) is None
+    assert amp_dtype("auto", cuda) is torch.float16 and amp_dtype(True, cuda) is torch.float16
+    assert amp_dtype("bf16", cpu) is torch.bfloat16 and amp_dtype("none", cuda) is None
+    with pytest.raises(ValueError, match="needs CUDA"):
+        amp_dtype("fp16", cpu)
+    with pytest.raises(ValueError, match="amp must be"):
+        amp_dtype("fp8", cpu)
+
+
+def test_loss_scaler_clips_steps_and_zeroes():
+    from unip_hub.train.core import LossScaler
+
+    cpu = torch.device("cpu")
+    lin = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    opt = torch.optim.SGD(lin.parameters(), lr=1.0)
+    scaler = LossScaler(cpu, None, clip_grad=0.5)
+    loss = (lin(torch.full((1, 4), 10.0)) ** 2).sum()  # gradient 2 * 40 * 10 = 800 per weight, norm 1600
+    scaler(loss, opt, lin.parameters(), update=False)
+    assert lin.weight.grad is not None and torch.equal(lin.weight, torch.ones(1, 4))  # accumulated, not stepped
+    scaler((lin(torch.zeros(1, 4)) ** 2).sum(), opt, lin.parameters())
+    # clipped to norm 0.5: each of the 4 equal components is 0.25; SGD lr 1 moves every weight by 0.25
+    torch.testing.assert_close(lin.weight, torch.full((1, 4), 0.75))
+    assert lin.weight.grad is None and scaler.state_dict() == {}
+
+
+def test_check_resume_names_each_difference(tmp_path):
+    from unip_hub.train.core import check_resume
+
+    check_resume({"lr": 1.0, "betas": (0.9, 0.99), "out": "a"}, {"lr": 1.0, "betas": [0.9, 0.99], "out": "b"},
+                 tmp_path / "x.pth", ignore={"out"})
+    with pytest.raises(ValueError, match=r"cannot resume .*different run .*lr: 1.0 in the checkpoint, 2.0 now"):
+        check_resume({"lr": 2.0, "seed": 0}, {"lr": 1.0, "seed": 0}, tmp_path / "x.pth")
+    # with keys: only those compared, and only where the checkpoint records them
+    check_resume({"lr": 2.0, "depth": 3}, {"lr": 1.0}, "x", keys=("depth",))
+
+
+# ----------------------------------------------------------------------------------------- config -> options
+def test_dataclass_options_roundtrip():
+    import argparse
+    from dataclasses import dataclass, field
+
+    from unip_hub.train.config import add_dataclass_arguments, dataclass_from_args
+
+    @dataclass
+    class Cfg:
+        name: str = field(default="", metadata={"help": "a name", "required": True})
+        size: tuple[int, int] | None = field(default=None, metadata={"help": "h w", "metavar": ("H", "W")})
+        rate: float | None = field(default=None, metadata={"help": "rate (default: from the data)"})
+        flag: bool = field(default=True, metadata={"help": "a switch"})
+        probe: bool = field(default=False, metadata={"help": "store-true", "action": "store_true"})
+        mode: str = field(default="a", metadata={"help": "mode", "choices": ("a", "b")})
+        extra: dict = field(default_factory=dict, metadata={"cli": False})
+
+    parser = add_dataclass_arguments(argparse.ArgumentParser(), Cfg)
+    cfg = dataclass_from_args(Cfg, parser.parse_args(["--name", "x", "--size", "2", "3", "--no-flag", "--probe"]))
+    assert cfg == Cfg(name="x", size=(2, 3), flag=False, probe=True)
+    assert "(default: a)" in parser.format_help() and "(default: from the data)" in parser.format_help()
+    assert "--extra" not in parser.format_help() and "--no-probe" not in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--name", "x", "--mode", "c"])
+    sparse = add_dataclass_arguments(argparse.ArgumentParser(), Cfg, suppress_defaults=True)
+    given = sparse.parse_args(["--name", "y", "--rate", "0.5"])
+    assert vars(given) == {"name": "y", "rate": 0.5}
+    assert dataclass_from_args(Cfg, given, base={"mode": "b", "size": [4, 5], "unknown": 1}) == Cfg(
+        name="y", rate=0.5, mode="b", size=[4, 5])

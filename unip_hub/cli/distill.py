@@ -6,20 +6,9 @@ import argparse
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from unip_hub.train.distill import config_from_args
-    from unip_hub.train.distill_engine import run_distillation
+    from unip_hub.train.distill import distill_main
 
-    result = run_distillation(config_from_args(args))
-    if result.losses:
-        first, last = min(result.losses), max(result.losses)
-        print(f"epochs {first}-{last}: loss {result.losses[first][0]:.4f} -> {result.losses[last][-1]:.4f} "
-              f"(peak lr {result.lr:.3g})")
-    if result.checkpoint:
-        print(f"checkpoint (released layout): {result.checkpoint}")
-    if result.export_dir:
-        print(f"student folder: {result.export_dir}  -> unip_vit_*(weights='{result.export_dir}', "
-              "last_heads='distilled')")
-    return 0
+    return distill_main(args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

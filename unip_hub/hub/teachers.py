@@ -1,6 +1,6 @@
 """Foreign ViTs as :class:`UnipViT`: NMI-HAD teachers (MAE, iBOT, DINO, DeiT, timm) and models to analyse.
 
-Sources understood by :func:`load_vit`:
+Sources understood by :func:`load_teacher` (also importable as ``load_vit``):
 
 * ``timm:NAME``: ``timm.create_model(NAME, pretrained=...)``, converted to a UnipViT (vanilla ViTs only; the
   weights are downloaded by timm when ``pretrained``).
@@ -86,22 +86,40 @@ def _folder_last_heads(path: Path) -> int | None:
     return data.get("distilled_last_heads") or data.get("last_heads")
 
 
-def load_vit(source: str | os.PathLike, *, arch: str | None = None, layer: int | None = None,
-             last_heads: int | str | None = None, pretrained: bool = True, fmt: str = "auto",
-             drop_dist_token: bool = False) -> UnipViT:
-    """Builds a UnipViT from a teacher/student file, a registry name or ``timm:NAME``.
+def load_teacher(source: str | os.PathLike, arch: str | None = None, layer: int | None = None, *,
+                 last_heads: int | str | None = None, pretrained: bool = True, fmt: str = "auto",
+                 drop_dist_token: bool = False) -> UnipViT:
+    """A frozen UnipViT in eval mode from a teacher/student file, a registry name or ``timm:NAME``.
+
+    For NMI-HAD pass ``layer`` (MAE-L 18, iBOT-L 21, DINO-B 9; see
+    :func:`unip_hub.analysis.select_distill_layer`): the teacher is built with exactly that many blocks.
 
     Args:
-        source: See the module docstring.
-        arch: ``vit_large`` / ``vit_base`` / ... (or a ``unip_vit_*`` name): checked against the weights; ``None``
-            infers the shape (heads = width / 64).
-        layer: Keep blocks 1..``layer`` only (a teacher for NMI-HAD); ``None`` keeps all.
+        source: An MAE / iBOT / DINO / DeiT / UNIP checkpoint file or folder, a registry name, or ``timm:NAME``
+            (see the module docstring).
+        arch: ``vit_large`` (MAE-L, iBOT-L: 16 heads), ``vit_base`` (DINO-B: 12 heads), ... (or a ``unip_vit_*``
+            name): checked against the weights; ``None`` infers the shape (heads = width / 64). Ignored for
+            ``timm:`` names.
+        layer: Keep blocks 1..``layer`` only (1-based); ``None`` keeps all.
         last_heads: Head count of the last block for distilled students (``"distilled"`` = recorded value); not
             allowed together with ``layer``.
         pretrained: For ``timm:`` names, download timm's weights (``False``: random, for tests).
         fmt: Teacher file layout, see :data:`~unip_hub.checkpoints.teachers.TEACHER_FORMATS`, or ``"auto"``.
         drop_dist_token: Accept distilled DeiT files by removing their distillation token.
+
+    Raises:
+        unip_hub.checkpoints.CheckpointError: the file lacks weights of a block up to ``layer`` (named), holds
+            unexpected keys, or does not match ``arch``.
     """
+    return _load(source, arch, layer, last_heads, pretrained, fmt, drop_dist_token).requires_grad_(False).eval()
+
+
+load_vit = load_teacher
+"""The same function under its earlier name (used by the attention analysis)."""
+
+
+def _load(source: str | os.PathLike, arch: str | None, layer: int | None, last_heads: int | str | None,
+          pretrained: bool, fmt: str, drop_dist_token: bool) -> UnipViT:
     text = os.fspath(source)
     if text.startswith(TIMM_PREFIX):
         return _from_timm(text[len(TIMM_PREFIX):], layer, pretrained).eval()

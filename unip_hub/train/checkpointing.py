@@ -1,4 +1,6 @@
-"""Training checkpoints: atomic writes (a kill never leaves a half-written file) and safe reading.
+"""Training checkpoints: safe reading of training states and the rng states they carry.
+
+States are written with :func:`unip_hub.utils.atomic.save_torch_atomic` (a kill never leaves a half-written file).
 
 A training state is a dict of tensors, dicts, lists, tuples, numbers and strings only (model, optimizer and scaler
 state dicts, iteration, the run config as a dict, rng states), so it reads back with ``weights_only=True`` through
@@ -7,59 +9,22 @@ state dicts, iteration, the run config as a dict, rng states), so it reads back 
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from unip_hub.utils.atomic import save_torch_atomic, write_text_atomic
 
-def save_checkpoint_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj)`` to a temporary file beside ``path``, fsync, then ``os.replace`` onto ``path``.
-
-    Either the old file or the complete new one is at ``path`` at every moment; the temporary file is removed
-    if anything fails. ``.safetensors`` paths are written with safetensors (``obj`` must be a flat state dict).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if path.suffix == ".safetensors":
-                from safetensors.torch import save
-
-                f.write(save({k: v.detach().contiguous().cpu() for k, v in obj.items()}))
-            else:
-                torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Writes a text file (JSON, CSV) through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+# Older names of the shared atomic writers, kept for importers outside the training package.
+save_checkpoint_atomic = save_torch_atomic
+atomic_write_text = write_text_atomic
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:
-    """Reads a training state written by :func:`save_checkpoint_atomic` (``weights_only=True``, on CPU).
+    """Reads a training state written by :func:`~unip_hub.utils.atomic.save_torch_atomic` (``weights_only``, CPU).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.

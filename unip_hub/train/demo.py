@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from unip_hub.train.finetune import FinetuneConfig, FinetuneResult, build_dataset, build_segmenter, finetune
+from unip_hub.utils.atomic import atomic_path
 
 SCENE_SIZE = (128, 160)
 QUICK_SCENE_SIZE = (64, 80)
@@ -51,7 +52,8 @@ def demo_config(out_dir: Path, iterations: int, weights: str | None = None, quic
 
 def seconds_per_iteration(cfg: FinetuneConfig, steps: int = 3) -> float:
     """Times ``steps`` training steps (after one warm-up step) of a throw-away copy of the run's model."""
-    from unip_hub.train.engine import SegTrainWrapper, StepContext, train_one_iteration
+    from unip_hub.train.core import LossScaler, StepContext, train_step
+    from unip_hub.train.engine import SegLoss, SegTrainWrapper
     from unip_hub.train.optim import param_groups_lrd
 
     cfg = cfg.resolved()
@@ -59,13 +61,15 @@ def seconds_per_iteration(cfg: FinetuneConfig, steps: int = 3) -> float:
     train = build_dataset(cfg, "train")
     seg = build_segmenter(cfg, list(train.CLASSES))
     opt = torch.optim.AdamW(param_groups_lrd(seg), lr=cfg.lr, fused=True)
-    ctx = StepContext(SegTrainWrapper(seg).train(), opt, None, torch.device("cpu"), cfg.aux_weight)
+    cpu = torch.device("cpu")
+    ctx = StepContext(SegTrainWrapper(seg).train(), opt, LossScaler(cpu), cpu)
+    loss = SegLoss(cfg.aux_weight)
     batch = [train[i] for i in range(cfg.batch_size)]
-    images, labels = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
-    train_one_iteration(ctx, images, labels, cfg.lr)
+    images, labels = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])  # (B, 3, h, w), (B, h, w)
+    train_step(ctx, loss, (images, labels), 0)
     tic = time.perf_counter()
-    for _ in range(steps):
-        train_one_iteration(ctx, images, labels, cfg.lr)
+    for step in range(steps):
+        train_step(ctx, loss, (images, labels), step)
     torch.set_rng_state(state)
     return (time.perf_counter() - tic) / steps
 
@@ -99,9 +103,8 @@ def write_overlays(seg: Any, dataset: Any, out_dir: Path, count: int = 4, mode: 
                   0.45 * rgb + 0.55 * _colorize(label, palette)]
         sheet = np.concatenate([np.pad(p, ((0, 0), (0, 4), (0, 0)), constant_values=255) for p in panels], axis=1)
         path = out_dir / f"scene_{i:02d}.png"
-        tmp = path.with_suffix(".tmp.png")
-        Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8)).save(tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8)).save(tmp)
         paths.append(path)
     return paths
 
@@ -130,10 +133,9 @@ def plot_curves(log_csv: Path, path: Path, baseline: float | None = None) -> Pat
     ax2.set(xlabel="iteration", ylabel="mIoU (%)", title="held-out mIoU", ylim=(0, 100))
     ax2.legend(loc="lower right")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from unip_hub.data.transforms import PRETRAIN_MEAN, PRETRAIN_STD
+from unip_hub.constants import PATCH_SIZE, PRETRAIN_MEAN, PRETRAIN_STD
 
 DATA_LAYOUTS = ("folder", "infmix")
 
@@ -26,7 +26,7 @@ def pretrain_transform(input_size: int = 224, scale: tuple[float, float] = (0.2,
     except ImportError as e:
         raise RuntimeError("the pre-training augmentation needs torchvision: pip install 'unip[train]'") from e
 
-    if input_size % 16:
+    if input_size % PATCH_SIZE:
         raise ValueError(f"input size {input_size} must be a multiple of the patch size 16")
     return T.Compose([
         T.RandomResizedCrop(input_size, scale=scale, interpolation=T.InterpolationMode.BICUBIC),

@@ -1,14 +1,13 @@
-"""The fine-tuning loop, iteration-based like mmseg's ``IterBasedRunner`` and lean like MAE's ``engine_finetune``.
+"""The fine-tuning loop, iteration-based like mmseg's ``IterBasedRunner``, on the shared core (:mod:`.core`).
 
-:func:`train_one_iteration` does one optimisation step (lr update, forward under autocast, decode loss +
-``aux_weight`` x auxiliary loss, scaled backward, step). :func:`train_loop` runs iterations ``start .. total``
-over an endless, resumable stream of batches (:class:`ResumableBatchSampler`), evaluates and checkpoints through
-callbacks, and reports progress with tqdm on the main process.
+:class:`SegLoss` is the step's loss (decode + ``aux_weight`` x auxiliary cross-entropy); :func:`train_loop` runs
+iterations ``start .. total`` over an endless, resumable stream of batches (:class:`ResumableBatchSampler`) in
+stretches of :func:`~unip_hub.train.core.train_one_epoch` between evaluations, logs windows of iterations,
+evaluates and checkpoints through callbacks, and reports progress with tqdm on the main process.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from unip_hub.train.core import StepContext, train_one_epoch
 from unip_hub.train.dist import all_reduce_mean, is_main_process
-from unip_hub.train.lr import poly_lr, set_lr
+from unip_hub.train.lr import poly_lr
 
 
 class SegTrainWrapper(nn.Module):
@@ -108,52 +108,17 @@ def seg_loss(logits: torch.Tensor, aux: torch.Tensor | None, target: torch.Tenso
     return loss, parts
 
 
-@dataclass
-class StepContext:
-    """What one optimisation step needs besides the batch."""
+class SegLoss:
+    """The fine-tuning loss of one batch ``(images (B, 3, H, W), labels (B, H, W))`` for the shared core."""
 
-    model: nn.Module  # the SegTrainWrapper, possibly inside DistributedDataParallel
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler | None
-    device: torch.device
-    aux_weight: float = 0.4
-    amp_dtype: torch.dtype | None = None  # None = full precision
-    clip_grad: float | None = None
-    ignore_index: int = 255
+    def __init__(self, aux_weight: float = 0.4, ignore_index: int = 255) -> None:
+        self.aux_weight, self.ignore_index = aux_weight, ignore_index
 
-
-def train_one_iteration(ctx: StepContext, images: torch.Tensor, labels: torch.Tensor, lr: float) -> dict[str, float]:
-    """One step: set ``lr`` (times each group's ``lr_scale``), forward, loss, backward, optimizer step.
-
-    Returns:
-        ``loss``, ``loss_decode`` (and ``loss_aux``) of this process's batch, and ``lr``.
-
-    Raises:
-        FloatingPointError: the loss is not finite (training diverged; lower the lr or enable amp loss scaling).
-    """
-    set_lr(ctx.optimizer, lr)
-    images = images.to(ctx.device, non_blocking=True)  # (B, 3, H, W)
-    labels = labels.to(ctx.device, non_blocking=True)  # (B, H, W)
-    with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype or torch.float32, enabled=ctx.amp_dtype is not None):
-        logits, aux = ctx.model(images)  # (B, K, H, W) each
-    loss, parts = seg_loss(logits, aux, labels, ctx.aux_weight, ctx.ignore_index)
-    if not math.isfinite(parts["loss"]):
-        raise FloatingPointError(f"loss is {parts['loss']}; training diverged (try a lower --lr)")
-    ctx.optimizer.zero_grad(set_to_none=True)
-    if ctx.scaler is not None:
-        ctx.scaler.scale(loss).backward()
-        if ctx.clip_grad:
-            ctx.scaler.unscale_(ctx.optimizer)
-            nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.clip_grad)
-        ctx.scaler.step(ctx.optimizer)
-        ctx.scaler.update()
-    else:
-        loss.backward()
-        if ctx.clip_grad:
-            nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.clip_grad)
-        ctx.optimizer.step()
-    parts["lr"] = lr
-    return parts
+    def __call__(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        images, labels = batch
+        logits, aux = model(images)  # (B, K, H, W) each
+        return seg_loss(logits, aux, labels, self.aux_weight, self.ignore_index)
 
 
 @dataclass
@@ -170,11 +135,41 @@ class LoopSettings:
     progress: bool = True
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def next_stop(self, it: int, last: int) -> int:
+        """The iteration after ``it`` at which to evaluate or stop."""
+        nxt = (it // self.eval_interval + 1) * self.eval_interval if self.eval_interval else self.total
+        return min(nxt, last)
+
+
+class _LogWindow:
+    """Mean losses (over iterations, then processes) and seconds per iteration of each ``log_interval`` window."""
+
+    def __init__(self, interval: int, last: int, on_log: Callable[[int, dict[str, float]], None] | None) -> None:
+        self.interval, self.last, self.on_log = interval, last, on_log
+        self.restart()
+
+    def restart(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.tic = time.perf_counter()
+
+    def add(self, done: int, parts: dict[str, float]) -> None:
+        self.rows.append(parts)
+        if done % self.interval and done != self.last:
+            return
+        keys = [k for k in parts if k != "lr"]
+        row = {k: all_reduce_mean(sum(w[k] for w in self.rows) / len(self.rows)) for k in keys}
+        row["lr"] = parts["lr"]
+        row["sec_per_iter"] = (time.perf_counter() - self.tic) / len(self.rows)
+        if self.on_log is not None:
+            self.on_log(done, row)
+        self.restart()
+
 
 def train_loop(
     ctx: StepContext,
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
     settings: LoopSettings,
+    loss_fn: SegLoss | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
     on_eval: Callable[[int], Any] | None = None,
     on_stop: Callable[[int], Any] | None = None,
@@ -191,36 +186,31 @@ def train_loop(
     """
     from tqdm.auto import tqdm
 
-    s = settings
+    s, loss_fn = settings, loss_fn or SegLoss()
     last = s.total if s.stop_after is None else min(s.total, s.stop_after)
     bar = tqdm(total=s.total, initial=s.start, desc="fine-tune", dynamic_ncols=True,
                disable=not (s.progress and is_main_process()))
-    window: list[dict[str, float]] = []
-    tic = time.perf_counter()
-    ctx.model.train()
+    window = _LogWindow(s.log_interval, last, on_log)
+
+    def record(done: int, parts: dict[str, float]) -> None:
+        s.history.append({"iteration": done, **parts})
+        bar.update(1)
+        bar.set_postfix(loss=f"{parts['loss']:.3f}", lr=f"{parts['lr']:.2e}", refresh=False)
+        window.add(done, parts)
+
+    it = s.start
     try:
-        for it in range(s.start, last):
-            images, labels = next(batches)
-            parts = train_one_iteration(ctx, images, labels, poly_lr(it, s.total, s.base_lr, s.warmup))
-            done = it + 1
-            s.history.append({"iteration": done, **parts})
-            window.append(parts)
-            bar.update(1)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}", lr=f"{parts['lr']:.2e}", refresh=False)
-            if done % s.log_interval == 0 or done == last:
-                keys = [k for k in window[-1] if k != "lr"]
-                row = {k: all_reduce_mean(sum(w[k] for w in window) / len(window)) for k in keys}
-                row["lr"] = parts["lr"]
-                row["sec_per_iter"] = (time.perf_counter() - tic) / len(window)
-                if on_log is not None:
-                    on_log(done, row)
-                window, tic = [], time.perf_counter()
-            if on_eval is not None and ((s.eval_interval and done % s.eval_interval == 0) or done == s.total):
-                on_eval(done)
-                ctx.model.train()
-                tic = time.perf_counter()
-            elif on_stop is not None and done == last < s.total:
-                on_stop(done)
+        while it < last:
+            end = s.next_stop(it, last)
+            train_one_epoch(ctx, loss_fn, batches, end - it,
+                            lambda k, i=it: poly_lr(i + k, s.total, s.base_lr, s.warmup),
+                            on_step=lambda k, parts, i=it: record(i + k + 1, parts))
+            it = end
+            if on_eval is not None and ((s.eval_interval and it % s.eval_interval == 0) or it == s.total):
+                on_eval(it)
+                window.tic = time.perf_counter()
+            elif on_stop is not None and it == last < s.total:
+                on_stop(it)
     finally:
         bar.close()
     return s.history

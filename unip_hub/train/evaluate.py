@@ -9,6 +9,7 @@ summed over the whole dataset (:class:`unip_hub.metrics.SegMetric`) -- never ave
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
 from unip_hub.metrics import SegMetric, to_json
 from unip_hub.train.dist import get_rank, get_world_size, is_main_process
+from unip_hub.utils.atomic import write_text_atomic
 
 MODES = ("whole", "slide")
 
@@ -28,8 +31,8 @@ def evaluate(
     segmenter: nn.Module,
     dataset: Dataset,
     mode: str = "whole",
-    crop_size: int = 512,
-    stride: int = 341,
+    crop_size: int = SLIDE_CROP,
+    stride: int = SLIDE_STRIDE,
     scale: tuple[int, int] | None = None,
     batch_windows: int = 4,
     num_workers: int = 0,
@@ -93,9 +96,71 @@ def summary_line(result: dict[str, Any]) -> str:
 def save_results(result: dict[str, Any], path: str | Path, class_names: list[str] | None = None,
                  extra: dict[str, Any] | None = None) -> Path:
     """Writes ``result`` (and ``extra`` fields such as the checkpoint path) as JSON, atomically."""
-    from unip_hub.train.checkpointing import atomic_write_text
-
     out = json.loads(to_json(result, class_names))
     out.update(extra or {})
-    return atomic_write_text(json.dumps(out, indent=2), path)
+    return write_text_atomic(json.dumps(out, indent=2), path)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | None = None, *,
+                        classes: str | None = None, split: str = "test", mode: str = "slide",
+                        crop_size: int | None = None, stride: int | None = None, scale: tuple[int, int] | None = None,
+                        native: bool = False, batch_windows: int = 4, out: str | Path | None = None,
+                        device: str = "auto", num_workers: int = 2, seed: int = 0,
+                        synthetic_size: tuple[int, int] | None = None, progress: bool = True) -> dict[str, Any]:
+    """``unip eval``: loads a segmenter checkpoint, evaluates it on a dataset split, prints the per-class table.
+
+    Args:
+        checkpoint: ``best.pth`` / ``last.pth`` of ``unip finetune``, a ``.safetensors`` file or an mmseg checkpoint.
+        dataset: A name of :data:`unip_hub.data.presets.DATASETS`.
+        data_root: The dataset folder.
+        classes: Folder datasets: class names (comma-separated) or a file with one per line.
+        split: The split to evaluate.
+        mode: ``slide`` or ``whole``.
+        crop_size: Window side (default: the checkpoint's training crop, else 512).
+        stride: Window step (default 2/3 of the crop).
+        scale: ``(long, short)`` edges to fit images to (default ``(4 x crop, crop)``).
+        native: No rescaling: infer at each image's own size.
+        batch_windows: Sliding windows per forward pass.
+        out: Also write the results as JSON here.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        num_workers: DataLoader workers.
+        seed: Synthetic dataset: the seed of the run it was trained with.
+        synthetic_size: Synthetic dataset: scene size (H, W).
+        progress: Show a progress bar.
+
+    Returns:
+        :func:`evaluate`'s dict.
+    """
+    from unip_hub.hub.segmenters import load_segmenter
+    from unip_hub.train.finetune_config import FinetuneConfig
+    from unip_hub.train.finetune_data import build_dataset
+
+    device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    seg = load_segmenter(checkpoint).to(device).eval()
+    crop = crop_size or int(seg.config.get("img_size") or SLIDE_CROP)
+    cfg = FinetuneConfig(dataset=dataset, data_root=data_root, classes=classes, test_split=split, crop_size=crop,
+                         seed=seed)
+    if dataset == "synthetic" and synthetic_size:
+        cfg.synthetic_size = tuple(synthetic_size)
+    cfg = cfg.resolved()
+    data = build_dataset(cfg, "test")
+    scale = None if native else (tuple(scale) if scale else cfg.scale)
+    stride = stride or round(crop * 2 / 3)
+    result = evaluate(seg, data, mode, crop, stride, scale, batch_windows=batch_windows, num_workers=num_workers,
+                      progress=progress)
+    _report(result, list(data.CLASSES), out, {"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
+                                              "crop_size": crop, "stride": stride,
+                                              "scale": list(scale) if scale else None})
+    return result
+
+
+def _report(result: dict[str, Any], names: list[str], out: str | Path | None, extra: dict[str, Any]) -> None:
+    """Prints the per-class table (and the summary line on stderr); writes the JSON when ``out`` is given."""
+    from unip_hub.metrics import format_table
+
+    print(format_table(result, names))
+    if out:
+        save_results(result, out, names, extra)
+        print(f"saved {out}")
+    print(summary_line(result), file=sys.stderr)
 

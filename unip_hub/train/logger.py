@@ -12,7 +12,7 @@ import io
 import sys
 from pathlib import Path
 
-from unip_hub.train.checkpointing import atomic_write_text
+from unip_hub.utils.atomic import write_text_atomic
 
 FIELDS = ("iteration", "kind", "lr", "loss", "loss_decode", "loss_aux", "sec_per_iter", "mIoU", "mAcc", "aAcc")
 
@@ -46,7 +46,7 @@ class RunLogger:
         w = csv.DictWriter(buf, fieldnames=FIELDS)
         w.writeheader()
         w.writerows({k: r.get(k, "") for k in FIELDS} for r in kept)
-        atomic_write_text(buf.getvalue(), self.path)
+        write_text_atomic(buf.getvalue(), self.path)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter

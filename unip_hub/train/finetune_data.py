@@ -1,0 +1,50 @@
+"""The datasets of a fine-tuning run: the training set with the recipe's augmentation, the test set as it is.
+
+``dataset`` is a name of :data:`unip_hub.data.presets.DATASETS`: the SODA / MFNet / SCUT-Seg layouts, any
+``folder`` (``<root>/images/<split>``, ``<root>/labels/<split>``, ``classes.txt``) or the generated ``synthetic``
+scenes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unip_hub.train.finetune_config import FinetuneConfig
+
+__all__ = ["build_dataset"]
+
+
+def _read_classes(cfg: FinetuneConfig) -> list[str]:
+    if cfg.classes and not Path(cfg.classes).is_file():
+        return [c.strip() for c in cfg.classes.split(",") if c.strip()]
+    path = Path(cfg.classes) if cfg.classes else Path(cfg.data_root) / "classes.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no class list: {path} does not exist; write one class name per line there or "
+                                "pass --classes 'background,road,...'")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def build_dataset(cfg: FinetuneConfig, part: str = "train") -> Any:
+    """The training set (recipe augmentation) or the test set (native size, no augmentation) of a resolved config."""
+    from unip_hub.data import datasets as D
+    from unip_hub.data.synthetic import SyntheticThermalDataset
+    from unip_hub.data.transforms import SegTransformConfig, TrainPipeline
+
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be 'train' or 'test', got {part!r}")
+    train = part == "train"
+    pipe = TrainPipeline(SegTransformConfig(crop_size=(cfg.crop_size, cfg.crop_size), scale=cfg.scale)) if train \
+        else None
+    seed = cfg.seed if train else None
+    if cfg.dataset == "synthetic":
+        n = cfg.synthetic_train if train else cfg.synthetic_test
+        return SyntheticThermalDataset(n, cfg.synthetic_size, cfg.seed if train else cfg.seed + 10_000, pipe)
+    split = cfg.train_split if train else cfg.test_split
+    if cfg.dataset == "folder":
+        root = Path(cfg.data_root)
+        return D.FolderSegDataset(root / "images" / split, root / "labels" / split, _read_classes(cfg), pipeline=pipe,
+                                  seed=seed)
+    cls = {"soda": D.SODADataset, "mfnet": D.MFNetDataset, "scut": D.SCUTSegDataset}[cfg.dataset]
+    return cls(cfg.data_root, split, pipeline=pipe, seed=seed)
