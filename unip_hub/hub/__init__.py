@@ -14,8 +14,11 @@ _LAZY: dict[str, str] = {
     "Weights": "unip_hub.hub.registry",
     "WeightsEntry": "unip_hub.hub.registry",
     "WeightsNotFoundError": "unip_hub.hub.resolve",
+    "convert_to_hf_folder": "unip_hub.hub.convert",
     "create_backbone": "unip_hub.hub.backbones",
+    "distillation_of": "unip_hub.hub.backbones",
     "get_weights_entry": "unip_hub.hub.registry",
+    "list_entries": "unip_hub.hub.registry",
     "list_models": "unip_hub.hub.registry",
     "list_weights": "unip_hub.hub.registry",
     "resolve_weights": "unip_hub.hub.resolve",
@@ -30,8 +33,11 @@ __all__ = [
     "Weights",
     "WeightsEntry",
     "WeightsNotFoundError",
+    "convert_to_hf_folder",
     "create_backbone",
+    "distillation_of",
     "get_weights_entry",
+    "list_entries",
     "list_models",
     "list_weights",
     "resolve_weights",
@@ -42,8 +48,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from unip_hub.hub.backbones import create_backbone, unip_vit_base, unip_vit_large, unip_vit_small, unip_vit_tiny
-    from unip_hub.hub.registry import Weights, WeightsEntry, get_weights_entry, list_models, list_weights
+    from unip_hub.hub.backbones import (
+        create_backbone,
+        distillation_of,
+        unip_vit_base,
+        unip_vit_large,
+        unip_vit_small,
+        unip_vit_tiny,
+    )
+    from unip_hub.hub.convert import convert_to_hf_folder
+    from unip_hub.hub.registry import Weights, WeightsEntry, get_weights_entry, list_entries, list_models, list_weights
     from unip_hub.hub.resolve import ENV_WEIGHTS_DIR, WeightsNotFoundError, resolve_weights
 
 
