@@ -22,6 +22,7 @@ from torch import nn
 
 from unip_hub.checkpoints import CheckpointError, checkpoint_filter_fn, load_state_dict_strict
 from unip_hub.checkpoints.segmenter import infer_segmenter_config, read_segmenter_checkpoint
+from unip_hub.constants import SLIDE_CROP
 from unip_hub.heads import FCNHead, LinearHead, UPerHead
 from unip_hub.hub.backbones import WeightsArg, create_backbone
 from unip_hub.hub.registry import Weights
@@ -32,8 +33,9 @@ from unip_hub.necks import LastLayerFPN, MultiLayerFPN
 HEADS = ("upernet", "linear")
 NECKS = ("last", "multi")
 # The UNIP fine-tuning backbone (reference section 4): a trainable 32x32 position grid at the 512 crop, drop-path
-# 0.1, layer scale 1.0. The keyword defaults of create_segmenter and every adapter's backbone come from here.
-FINETUNE_IMG_SIZE, FINETUNE_DROP_PATH, FINETUNE_LAYER_SCALE = 512, 0.1, 1.0
+# 0.1, layer scale 1.0. The keyword defaults of create_segmenter and every adapter's backbone come from here. The
+# training crop is the sliding-window crop of the evaluation (mmseg's one crop_size).
+FINETUNE_IMG_SIZE, FINETUNE_DROP_PATH, FINETUNE_LAYER_SCALE = SLIDE_CROP, 0.1, 1.0
 FINETUNE_DEFAULTS: dict[str, Any] = dict(img_size=FINETUNE_IMG_SIZE, drop_path_rate=FINETUNE_DROP_PATH,
                                          init_values=FINETUNE_LAYER_SCALE, pos_embed_trainable=True)
 _MULTI_LAYERS = {12: [3, 5, 7, 11], 24: [7, 11, 15, 23]}
