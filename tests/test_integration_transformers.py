@@ -22,6 +22,7 @@ from transformers import (
 
 import unip_hub
 from unip_hub.integrations.transformers import (
+    LEVELS,
     UnipBackbone,
     UnipConfig,
     UnipModel,
@@ -46,19 +47,19 @@ def test_import_unip_hub_registers_when_transformers_is_loaded():
 def test_config_arch_presets_and_stages():
     cfg = UnipConfig(arch="unip_vit_base")
     assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads) == (768, 12, 12)
-    assert cfg.stage_names == cfg.out_features == ["stage1", "stage2", "stage3", "stage4"]
-    assert UnipConfig(out_indices=[2, 3]).out_features == ["stage3", "stage4"]
+    assert cfg.stage_names == ["stem", "stage1", "stage2", "stage3", "stage4"] and cfg.out_features == ["stage4"]
+    assert UnipConfig(out_indices=[2, 3]).out_features == ["stage2", "stage3"]
     assert isinstance(AutoConfig.for_model("unip"), UnipConfig)
     with pytest.raises(ValueError, match="unknown arch"):
         UnipConfig(arch="vit_huge")
 
 
 def test_backbone_levels_and_channels():
-    bb = AutoBackbone.from_config(UnipConfig(arch="unip_vit_tiny", **SMALL))
+    bb = AutoBackbone.from_config(UnipConfig(arch="unip_vit_tiny", out_features=list(LEVELS), **SMALL))
     assert isinstance(bb, UnipBackbone) and bb.channels == [64] * 4
     maps = bb(torch.randn(2, 3, 64, 96)).feature_maps
     assert [tuple(m.shape) for m in maps] == [(2, 64, 16, 24), (2, 64, 8, 12), (2, 64, 4, 6), (2, 64, 2, 3)]
-    cfg = UnipConfig(neck="multi", neck_layers=[0, 1, 2, 3], out_indices=[0, 3], **{**SMALL, "num_hidden_layers": 4})
+    cfg = UnipConfig(neck="multi", neck_layers=[0, 1, 2, 3], out_indices=[1, 4], **{**SMALL, "num_hidden_layers": 4})
     multi = AutoBackbone.from_config(cfg)
     assert multi.channels == [64, 64] and len(multi(torch.randn(1, 3, 32, 32)).feature_maps) == 2
 
@@ -70,7 +71,7 @@ def test_unip_model_from_unip_matches_package_model(official_tiny, tmp_path):
     x = torch.randn(1, 3, 64, 64)
     out = model(x, output_hidden_states=True)
     torch.testing.assert_close(out.last_hidden_state, vit.forward_features(x), atol=1e-5, rtol=0)
-    assert len(out.hidden_states) == 12 and out.pooler_output.shape == (1, 192)
+    assert len(out.hidden_states) == 13 and out.pooler_output.shape == (1, 192)  # embeddings + 12 blocks
     model.save_pretrained(tmp_path / "hf")
     again = AutoModel.from_pretrained(tmp_path / "hf")
     assert isinstance(again, UnipModel) and again.config.arch == "unip_vit_tiny"
@@ -79,8 +80,8 @@ def test_unip_model_from_unip_matches_package_model(official_tiny, tmp_path):
 
 def test_upernet_builds_trains_and_round_trips(tmp_path):
     torch.manual_seed(0)
-    model = UperNetForSemanticSegmentation(UperNetConfig(backbone_config=UnipConfig(arch="unip_vit_tiny", **SMALL),
-                                                         num_labels=9, hidden_size=64))
+    backbone = UnipConfig(arch="unip_vit_tiny", out_features=list(LEVELS), **SMALL)  # UperNet takes the 4 levels
+    model = UperNetForSemanticSegmentation(UperNetConfig(backbone_config=backbone, num_labels=9, hidden_size=64))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = torch.randn(2, 3, 64, 64), torch.randint(0, 9, (2, 64, 64))
     out = model(pixel_values=x, labels=y)

@@ -35,10 +35,22 @@ from unip_hub.integrations._pyramid import FINETUNE_DEFAULTS, NECKS
 from unip_hub.models.pyramid import ViTPyramid
 from unip_hub.models.vit import ARCHS, UnipViT, arch_from_shape
 
-__all__ = ["UnipBackbone", "UnipConfig", "UnipModel", "convert_segmenter_to_upernet", "upernet_config",
-           "upernet_from_checkpoint"]
+__all__ = ["LEVELS", "STAGES", "UnipBackbone", "UnipConfig", "UnipModel", "convert_segmenter_to_upernet",
+           "run_blocks", "upernet_config", "upernet_from_checkpoint"]
 
-STAGES = ["stage1", "stage2", "stage3", "stage4"]  # pyramid levels at strides 4, 8, 16, 32
+STAGES = ["stem", "stage1", "stage2", "stage3", "stage4"]
+"""Backbone stages: ``stem`` = the embedded patches (stride 16), ``stage1``..``stage4`` = the pyramid levels at
+strides 4, 8, 16, 32 (transformers' backbone convention: a stem, then the stages)."""
+LEVELS = STAGES[1:]
+"""The four pyramid levels UPerNet takes (:func:`upernet_config` selects them)."""
+
+
+def _legacy_out_indices(out_features: list[str] | None, out_indices: list[int] | None) -> list[int] | None:
+    """Folders saved before the ``stem`` stage existed number the levels 0-3; read those as 1-4."""
+    if (out_features and out_indices is not None and all(f in LEVELS for f in out_features)
+            and list(out_indices) == [LEVELS.index(f) for f in out_features]):
+        return [STAGES.index(f) for f in out_features]
+    return out_indices
 
 
 @strict
@@ -59,7 +71,8 @@ class UnipConfig(BackboneConfigMixin, PreTrainedConfig):
         pos_embed_trainable: Learnt position embedding (fine-tuning) or fixed sin-cos (pre-training).
         neck: Backbone pyramid, ``"last"`` (LL-FPN) or ``"multi"`` (blocks [3, 5, 7, 11]).
         neck_layers: Override the blocks fed to the neck.
-        out_features / out_indices: Pyramid levels returned by :class:`UnipBackbone` (default all four).
+        out_features / out_indices: Stages returned by :class:`UnipBackbone` (:data:`STAGES`; default: the last,
+            ``stage4``, as every transformers backbone; UperNet needs :data:`LEVELS`, see :func:`upernet_config`).
     """
 
     model_type = "unip"
@@ -93,11 +106,11 @@ class UnipConfig(BackboneConfigMixin, PreTrainedConfig):
         self.hidden_size = self.hidden_size or spec.embed_dim
         self.num_hidden_layers = self.num_hidden_layers or spec.depth
         self.num_attention_heads = self.num_attention_heads or spec.num_heads
+        kwargs.pop("stage_names", None)  # derived, whatever a saved config.json says (earlier releases had no stem)
         self.stage_names = list(STAGES)
         out_features, out_indices = kwargs.pop("out_features", None), kwargs.pop("out_indices", None)
-        if out_features is None and out_indices is None:
-            out_features = list(STAGES)
-        self.set_output_features_output_indices(out_features=out_features, out_indices=out_indices)
+        self.set_output_features_output_indices(out_features=out_features,
+                                                out_indices=_legacy_out_indices(out_features, out_indices))
         super().__post_init__(**kwargs)
 
     def vit_kwargs(self) -> dict[str, Any]:
@@ -178,30 +191,36 @@ class UnipModel(UnipPreTrainedModel):
         return model.eval()
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
-                return_dict: bool | None = None, **kwargs: Any) -> BaseModelOutputWithPooling | tuple:
-        """(B, C_in, H, W) -> tokens; ``hidden_states`` = every block's un-normalised output (B, 1 + N, C)."""
-        output_hidden_states = output_hidden_states if output_hidden_states is not None else \
-            self.config.output_hidden_states
+                output_attentions: bool | None = None, return_dict: bool | None = None,
+                **kwargs: Any) -> BaseModelOutputWithPooling | tuple:
+        """(B, C_in, H, W) -> normalised tokens (B, 1 + N, C) and the class token.
+
+        ``hidden_states``: the embeddings and every block's output (B, 1 + N, C), un-normalised (depth + 1 of
+        them); ``attentions``: every block's post-softmax attention (B, heads, N, N), computed explicitly only
+        when asked for (otherwise the fused kernel runs).
+        """
+        hidden, attend, return_dict = _flags(self.config, output_hidden_states, output_attentions, return_dict)
         vit = self.unip
-        hidden = None
-        if output_hidden_states:
-            tokens, kept = vit.forward_intermediates(pixel_values, indices=vit.depth, output_fmt="NLC",
-                                                     return_prefix_tokens=True)
-            hidden = tuple(torch.cat([cls, patches], dim=1) for patches, cls in kept)  # (B, 1 + N, C) each
+        tokens = attentions = None
+        if hidden or attend:
+            tokens, attentions, _ = run_blocks(vit, pixel_values, vit.depth, attend)
+            last = vit.norm(tokens[-1])
         else:
-            tokens = vit.forward_features(pixel_values)  # (B, 1 + N, C), normalised
-        out = BaseModelOutputWithPooling(last_hidden_state=tokens, pooler_output=tokens[:, 0], hidden_states=hidden)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+            last = vit.forward_features(pixel_values)  # (B, 1 + N, C)
+        out = BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=last[:, 0],
+                                         hidden_states=tuple(tokens) if hidden else None,
+                                         attentions=tuple(attentions) if attend else None)
         return out if return_dict else out.to_tuple()
 
 
 class UnipBackbone(BackboneMixin, UnipPreTrainedModel):
-    """UNIP as a transformers backbone: the LL-FPN (or multi-layer FPN) levels as ``feature_maps``.
+    """UNIP as a transformers backbone: the embedded patches (``stem``) and the pyramid levels (``stage1``..``4``).
 
-    ``stage_names`` are ``stage1``..``stage4`` (strides 4, 8, 16, 32), each with ``hidden_size`` channels.
+    The levels are the LL-FPN (or multi-layer FPN) maps at strides 4, 8, 16, 32, all ``hidden_size`` wide; the
+    forward is :class:`~unip_hub.models.pyramid.ViTPyramid`'s over this model's ``unip`` and ``neck``.
     """
 
-    has_attentions = False
+    has_attentions = True
 
     def __init__(self, config: UnipConfig) -> None:
         super().__init__(config)
@@ -216,18 +235,62 @@ class UnipBackbone(BackboneMixin, UnipPreTrainedModel):
         # weights stay named unip.* / neck.* (saved folders, convert_segmenter_to_upernet)
         self.__dict__["pyramid"] = ViTPyramid(self.unip, self.neck, layers)
         self.layers = self.pyramid.layers
-        self.num_features = list(self.pyramid.level_channels)
+        self.num_features = [c, *self.pyramid.level_channels]  # one per stage: stem, stage1..stage4
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
                 output_attentions: bool | None = None, return_dict: bool | None = None) -> BackboneOutput | tuple:
-        """(B, C_in, H, W), H and W multiples of 16 -> the ``out_features`` levels (B, C, H/s, W/s)."""
-        maps = self.pyramid.block_maps(pixel_values)  # len(layers) x (B, C, H/16, W/16)
-        levels = self.neck(maps)  # 4 x (B, C, H/s, W/s), s = 4, 8, 16, 32
-        feats = tuple(levels[STAGES.index(name)] for name in self.out_features)
-        out = BackboneOutput(feature_maps=feats, hidden_states=tuple(maps) if output_hidden_states else None)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        """(B, C_in, H, W), H and W multiples of 16 -> the ``out_features`` stages, each (B, C, H/s, W/s).
+
+        ``hidden_states``: the embeddings and the outputs of the blocks run (B, 1 + N, C), un-normalised;
+        ``attentions``: those blocks' post-softmax attention (B, heads, N, N), explicit only when asked for.
+        """
+        hidden, attend, return_dict = _flags(self.config, output_hidden_states, output_attentions, return_dict)
+        tokens = attentions = None
+        if hidden or attend or "stem" in self.out_features:
+            tokens, attentions, grid = run_blocks(self.unip, pixel_values, self.layers[-1] + 1, attend)
+            maps = [_to_map(tokens[i + 1], grid) for i in self.layers]  # (B, C, H/16, W/16) each
+            stages = [_to_map(tokens[0], grid), *self.neck(maps)]
+        else:
+            stages = [None, *self.pyramid(pixel_values)]  # 4 x (B, C, H/s, W/s), s = 4, 8, 16, 32
+        feats = tuple(stages[STAGES.index(name)] for name in self.out_features)
+        out = BackboneOutput(feature_maps=feats, hidden_states=tuple(tokens) if hidden else None,
+                             attentions=tuple(attentions) if attend else None)
         return out if return_dict else out.to_tuple()
+
+
+def run_blocks(vit: UnipViT, x: torch.Tensor, depth: int, attentions: bool = False
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor], tuple[int, int]]:
+    """One pass over the first ``depth`` blocks keeping every output (what ``output_hidden_states`` reports).
+
+    Returns:
+        The embeddings and each block's output (B, 1 + N, C); with ``attentions`` each block's post-softmax
+        attention (B, heads, N, N) from its explicit path (else an empty list, and the fused kernel runs); the grid.
+    """
+    t, grid = vit.prepare_tokens(x)
+    tokens, maps = [t], []
+    for blk in vit.blocks[:depth]:
+        if attentions:
+            t, logits = blk.forward_with_logits(t)
+            maps.append(logits.softmax(dim=-1))
+        else:
+            t = blk(t)
+        tokens.append(t)
+    return tokens, maps, grid
+
+
+def _to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    # (B, 1 + N, C) -> patch tokens as (B, C, H/16, W/16)
+    b, _, c = tokens.shape
+    return tokens[:, 1:].transpose(1, 2).reshape(b, c, grid[0], grid[1])
+
+
+def _flags(config: UnipConfig, hidden: bool | None, attend: bool | None, return_dict: bool | None
+           ) -> tuple[bool, bool, bool]:
+    """Call arguments over the config's defaults: output_hidden_states, output_attentions, return_dict."""
+    return (config.output_hidden_states if hidden is None else hidden,
+            config.output_attentions if attend is None else attend,
+            config.return_dict if return_dict is None else return_dict)
 
 
 AutoConfig.register("unip", UnipConfig, exist_ok=True)
@@ -247,7 +310,7 @@ def upernet_config(arch: str = "unip_vit_small", *, num_labels: int, neck: str =
 
     recipe = dict(image_size=FINETUNE_DEFAULTS["img_size"], drop_path_rate=FINETUNE_DEFAULTS["drop_path_rate"],
                   layerscale_value=FINETUNE_DEFAULTS["init_values"], pos_embed_trainable=True)
-    backbone = UnipConfig(arch=arch, neck=neck, **{**recipe, **unip_kwargs})
+    backbone = UnipConfig(arch=arch, neck=neck, out_features=list(LEVELS), **{**recipe, **unip_kwargs})
     labels = {"id2label": id2label} if id2label else {}
     return UperNetConfig(backbone_config=backbone, num_labels=num_labels, hidden_size=backbone.hidden_size,
                          pool_scales=[1, 2, 3, 6], use_auxiliary_head=aux, auxiliary_loss_weight=0.4,
