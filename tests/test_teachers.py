@@ -7,7 +7,7 @@ import torch
 
 from unip_hub.checkpoints import CheckpointError
 from unip_hub.checkpoints.teachers import detect_teacher_format, teacher_state_dict
-from unip_hub.hub.teachers import load_vit
+from unip_hub.hub.teachers import load_teacher as load_vit
 from unip_hub.models.vit import UnipViT
 from unip_hub.train.distill import load_teacher
 
@@ -164,3 +164,9 @@ def test_official_student_file_as_full_model(official_tiny):
     assert model.blocks[-1].attn.num_heads == 16
     assert all(torch.equal(v, sd[k]) for k, v in model.state_dict().items())
     assert teacher_state_dict({"model": sd}, "unip").keys() == sd.keys()
+
+
+def test_one_teacher_loader_under_its_names():
+    from unip_hub.hub import teachers
+
+    assert teachers.load_vit is teachers.load_teacher is load_teacher

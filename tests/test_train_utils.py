@@ -114,7 +114,7 @@ def test_param_groups_skip_frozen_and_plain_vit():
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
-def test_save_checkpoint_atomic_roundtrip_and_failure(tmp_path):
+def test_training_state_roundtrip_and_failed_write(tmp_path):
     model = _tiny_vit()
     opt = torch.optim.AdamW(param_groups_lrd(model), lr=1e-3)
     model(torch.randn(1, 3, 32, 32)).sum().backward()

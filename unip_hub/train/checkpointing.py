@@ -16,12 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from unip_hub.utils.atomic import save_torch_atomic, write_text_atomic
-
-# Older names of the shared atomic writers, kept for importers outside the training package.
-save_checkpoint_atomic = save_torch_atomic
-atomic_write_text = write_text_atomic
-
 
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """Reads a training state written by :func:`~unip_hub.utils.atomic.save_torch_atomic` (``weights_only``, CPU).
