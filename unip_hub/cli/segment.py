@@ -1,4 +1,5 @@
-"""``unip segment``: class masks, colour masks and overlays for thermal images with a trained segmenter."""
+"""``unip segment``: class masks, colour masks and overlays for thermal images and videos with a trained segmenter;
+temperatures per class and region for radiometric inputs."""
 
 from __future__ import annotations
 
@@ -11,36 +12,85 @@ from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
 KINDS = ("masks", "color", "overlay")
 
 
-def _cmd_segment(args: argparse.Namespace) -> int:
-    from unip_hub.inference.outputs import SegmentSettings, segment_paths
+def _settings(args: argparse.Namespace) -> tuple:
+    """(image settings, Predictor keywords, video settings or None) from the parsed options."""
+    from unip_hub.data.radiometric import Calibration
+    from unip_hub.inference.outputs import SegmentSettings
+    from unip_hub.inference.video import VideoSettings
 
     kinds = [k for k in KINDS if k not in (args.skip or [])]
-    load = {"arch": args.arch, "num_classes": args.num_classes, "head": args.head, "neck": args.neck}
-    model, records = segment_paths(
-        args.model, args.inputs, args.out, load, args.device, SegmentSettings(kinds, args.alpha, not args.quiet),
-        mode=args.mode, crop_size=args.crop_size, stride=args.stride, batch_windows=args.batch_windows,
-        scale=tuple(args.scale) if args.scale else None)
+    settings = SegmentSettings(kinds, args.alpha, not args.quiet, args.min_area, args.hot_above, not args.no_thermal)
+    calibration = Calibration(args.unit, tuple(args.counts_to_celsius) if args.counts_to_celsius else None,
+                              args.emissivity, args.reflected_temp, args.distance)
+    video = VideoSettings(args.batch_frames, args.smoothing, args.frame_masks, args.fps, args.min_area,
+                          args.hot_above, progress=not args.quiet) if args.video else None
+    return settings, {"scaling": args.scaling, "calibration": calibration}, video
+
+
+def _report(args: argparse.Namespace, model: object, records: list[dict]) -> int:
     failed = [r for r in records if "error" in r]
     for r in failed:
         print(f"unip segment: error: {r['error']} (nothing written for it)", file=sys.stderr)
+    interrupted = [r for r in records if r.get("interrupted")]
+    for r in interrupted:
+        print(f"unip segment: interrupted: {r['input']}: video finalised after {r['frames']} frame(s)", file=sys.stderr)
     if args.json:
         print(json.dumps(records, indent=2))
     else:
-        print(f"segmented {len(records) - len(failed)} of {len(records)} image(s) with {model.config.get('arch')} "
-              f"({model.num_classes} classes, {args.mode}) -> {args.out}/{{{','.join(kinds)}}}")
-    return 1 if failed else 0
+        print(f"segmented {len(records) - len(failed)} of {len(records)} input(s) with {model.config.get('arch')} "
+              f"({model.num_classes} classes, {args.mode}) -> {args.out}")
+    return 130 if interrupted else 1 if failed else 0
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from unip_hub.inference.outputs import segment_paths
+
+    settings, predictor_options, video = _settings(args)
+    load = {"arch": args.arch, "num_classes": args.num_classes, "head": args.head, "neck": args.neck}
+    model, records = segment_paths(
+        args.model, args.inputs, args.out, load, args.device, settings, predictor_options, video, mode=args.mode,
+        crop_size=args.crop_size, stride=args.stride, batch_windows=args.batch_windows,
+        scale=tuple(args.scale) if args.scale else None)
+    return _report(args, model, records)
+
+
+def _add_thermal_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("radiometric input (temperatures)")
+    g.add_argument("--scaling", default=None, metavar="SPEC",
+                   help="input scaling: 'percentile 0.5/99.5', 'window LOW..HIGH degC' or '8-bit' (default: the "
+                        "one stored in the checkpoint, else percentile 0.5/99.5)")
+    g.add_argument("--counts-to-celsius", type=float, nargs=2, metavar=("GAIN", "OFFSET"),
+                   help="16-bit counts to degC: GAIN * count + OFFSET (Boson TLinear: 0.01 -273.15)")
+    g.add_argument("--unit", choices=("auto", "celsius", "kelvin"), default="auto",
+                   help="unit of float TIFF/NPY frames (auto: median above 173.15 = kelvin)")
+    g.add_argument("--emissivity", type=float, default=None, help="FLIR R-JPEG emissivity (default: the file's)")
+    g.add_argument("--reflected-temp", type=float, default=None, metavar="DEGC",
+                   help="FLIR R-JPEG reflected apparent temperature (default: the file's)")
+    g.add_argument("--distance", type=float, default=None, metavar="M",
+                   help="FLIR R-JPEG object distance in metres (default: the file's)")
+    g.add_argument("--min-area", type=int, default=1, help="smallest region in the statistics, pixels (default 1)")
+    g.add_argument("--hot-above", type=float, default=None, metavar="DEGC", help="flag regions hotter than this")
+    g.add_argument("--no-thermal", action="store_true", help="no thermal/ overlays and stats/ tables")
+    v = p.add_argument_group("video (.mp4/.avi/.mkv/.mov files; folders of frames with --video)")
+    v.add_argument("--video", action="store_true", help="read folders as frame sequences (one video each)")
+    v.add_argument("--batch-frames", type=int, default=4, help="frames per model call (default 4)")
+    v.add_argument("--smoothing", type=float, default=0.9,
+                   help="weight of the past in the running percentile bounds, 0..1 (default 0.9)")
+    v.add_argument("--frame-masks", action="store_true", help="also write every frame's class-index PNG")
+    v.add_argument("--fps", type=float, default=10.0, help="frame rate of a folder's video (default 10)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds ``unip segment``."""
     p = sub.add_parser(
-        "segment", help="segment thermal images with a trained segmenter checkpoint",
+        "segment", help="segment thermal images and videos with a trained segmenter checkpoint",
         description="Writes, per input image, the raw class-index PNG (masks/), the palette rendering (color/) and "
-                    "an overlay on the input (overlay/), all at the input's size; an unreadable input is reported "
-                    "(exit status 1) and gets no file. Inputs: 8-bit gray, 16-bit radiometric, 4-channel MFNet "
-                    "(thermal = channel 3), RGB JPEG, .npy; folders are searched "
-                    "recursively.")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders")
+                    "an overlay on the input (overlay/), all at the input's size; for radiometric inputs (FLIR "
+                    "R-JPEG, float TIFF/NPY, calibrated counts) also thermal/ (temperatures, colour bar, legend) "
+                    "and stats/ (JSON and CSV per class and region). Videos give OUT/<name>/overlay.mp4 and "
+                    "frames.csv. An unreadable input is reported (exit status 1) and gets no file. Folders are "
+                    "searched recursively.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, video files")
     p.add_argument("--model", required=True, help="segmenter checkpoint: ours (.pth/.safetensors) or an mmseg "
                    "checkpoint of the research code")
     p.add_argument("--out", required=True, help="output folder")
@@ -61,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colour mask (default 0.5)")
     p.add_argument("--skip", nargs="*", choices=KINDS, help="outputs not to write")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--json", action="store_true", help="print one JSON record per image")
+    p.add_argument("--json", action="store_true", help="print one JSON record per input")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_thermal_options(p)
     p.set_defaults(func=_cmd_segment)

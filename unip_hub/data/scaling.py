@@ -139,13 +139,17 @@ class RunningBounds:
         self.scaling, self.momentum = scaling, momentum
         self.state: tuple[float, float] | None = None
 
+    def smooth(self, bounds: tuple[float, float]) -> tuple[float, float]:
+        """Folds this frame's ``bounds`` into the running ones and returns them."""
+        if self.state is not None:
+            m = self.momentum
+            bounds = (m * self.state[0] + (1 - m) * bounds[0], m * self.state[1] + (1 - m) * bounds[1])
+        self.state = bounds
+        return bounds
+
     def __call__(self, frame: Frame) -> np.ndarray:
         """The gray frame with the smoothed bounds."""
         bounds = self.scaling.bounds(frame)
         if bounds is None or self.scaling.kind != "percentile":
             return self.scaling.to_gray(frame, bounds)
-        if self.state is not None:
-            m = self.momentum
-            bounds = (m * self.state[0] + (1 - m) * bounds[0], m * self.state[1] + (1 - m) * bounds[1])
-        self.state = bounds
-        return self.scaling.to_gray(frame, bounds)
+        return self.scaling.to_gray(frame, self.smooth(bounds))

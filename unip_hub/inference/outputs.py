@@ -2,7 +2,9 @@
 
 Layout under the output folder, one PNG per input, named after the input's path relative to the input folder:
 ``masks/`` raw class indices (8-bit gray, 16-bit for more than 256 classes), ``color/`` the palette rendering,
-``overlay/`` the rendering blended over the thermal image. Every file goes through
+``overlay/`` the rendering blended over the thermal image; for radiometric inputs also ``thermal/`` (temperatures in
+a colormap with class outlines, a colour bar and a legend) and ``stats/`` (per-class and per-region temperatures,
+JSON and CSV). Every file goes through
 :func:`unip_hub.utils.atomic_path`, so an interrupted run never leaves a half-written PNG, and an input that
 cannot be read (or segmented) leaves no file at all: its record carries the one-line ``error`` instead.
 """
@@ -10,7 +12,7 @@ cannot be read (or segmented) leaves no file at all: its record carries the one-
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,17 +72,22 @@ def render(kind: str, gray: np.ndarray, mask: np.ndarray, colours: np.ndarray, n
     return overlay(gray, mask, colours, alpha)  # (H, W, 3)
 
 
-def write_all_or_none(pictures: dict[str, np.ndarray], paths: dict[str, Path]) -> dict[str, str]:
-    """Writes every picture atomically; if one write fails, the ones already written are removed again."""
-    done: list[Path] = []
+Writer = Callable[[Path], Any]
+
+
+def write_all_or_none(plan: dict[str, tuple[Path, Writer]]) -> dict[str, str]:
+    """Runs every ``writer(path)`` of ``plan`` (kind -> (path, writer)); if one fails, the files already written
+    are removed again, so an input gets all its outputs or none."""
+    done: dict[str, Path] = {}
     try:
-        for kind, picture in pictures.items():
-            done.append(write_png_atomic(picture, paths[kind]))
+        for kind, (path, writer) in plan.items():
+            writer(path)
+            done[kind] = path
     except BaseException:
-        for path in done:
+        for path in done.values():
             path.unlink(missing_ok=True)
         raise
-    return {kind: str(path) for kind, path in zip(pictures, done)}
+    return {kind: str(path) for kind, path in done.items()}
 
 
 @dataclass
@@ -91,11 +98,18 @@ class SegmentSettings:
         kinds: Outputs to write, a subset of :data:`KINDS`.
         alpha: Overlay opacity of the colour mask.
         progress: Show a progress bar.
+        min_area: Smallest connected region in the temperature statistics, in pixels.
+        hot_above: Regions hotter than this (max, degC) are flagged as hotspots; ``None`` flags none.
+        thermal: For radiometric inputs, also write ``thermal/<name>.png`` (temperatures, class outlines, colour
+            bar, legend) and ``stats/<name>.json`` / ``.csv``.
     """
 
     kinds: Sequence[str] = field(default_factory=lambda: KINDS)
     alpha: float = 0.5
     progress: bool = True
+    min_area: int = 1
+    hot_above: float | None = None
+    thermal: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -103,6 +117,27 @@ class SegmentSettings:
             raise ValueError(f"unknown output kinds {sorted(unknown)}; choose from {KINDS}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.min_area < 1:
+            raise ValueError(f"min_area must be >= 1 pixel, got {self.min_area}")
+
+
+def output_plan(model: Any, frame: Any, gray: np.ndarray, mask: np.ndarray, out_dir: Path, name: str,
+                settings: SegmentSettings, colours: np.ndarray) -> tuple[dict[str, tuple[Path, Writer]], dict]:
+    """What to write for one segmented frame: (kind -> (path, writer)), and the temperature statistics (or {})."""
+    plan: dict[str, tuple[Path, Writer]] = {}
+    for kind in settings.kinds:
+        picture = render(kind, gray, mask, colours, model.num_classes, settings.alpha)
+        plan[kind] = (out_dir / kind / f"{name}.png", lambda p, picture=picture: write_png_atomic(picture, p))
+    stats: dict[str, Any] = {}
+    if settings.thermal and frame.celsius is not None:
+        from unip_hub.inference.render import thermal_overlay
+        from unip_hub.inference.stats import stats_writers, temperature_stats
+
+        stats = temperature_stats(frame.celsius, mask, model.class_names, settings.min_area, settings.hot_above)
+        figure = thermal_overlay(frame.celsius, mask, colours, model.class_names)
+        plan["thermal"] = (out_dir / "thermal" / f"{name}.png", lambda p: write_png_atomic(figure, p))
+        plan.update(stats_writers(stats, out_dir / "stats" / name))
+    return plan, stats
 
 
 def segment_files(
@@ -116,17 +151,20 @@ def segment_files(
     """Segments every image under ``inputs`` with ``model`` (a :class:`~unip_hub.models.segmenter.Segmenter`).
 
     Args:
-        model: The segmenter (its ``num_classes`` and ``palette`` choose the colours).
+        model: The segmenter (its ``num_classes``, ``palette`` and ``class_names`` choose colours and names).
         inputs: Files and folders (searched recursively).
-        out_dir: Output folder (``masks/``, ``color/``, ``overlay/`` under it).
-        settings: Outputs, overlay opacity, progress bar.
-        predictor: A :class:`~unip_hub.inference.Predictor` to use (another runtime); ``Predictor(model)`` if None.
+        out_dir: Output folder (``masks/``, ``color/``, ``overlay/``; ``thermal/`` and ``stats/`` for radiometric
+            inputs).
+        settings: Outputs, overlay opacity, progress bar, statistics settings.
+        predictor: A :class:`~unip_hub.inference.Predictor` to use (another runtime, scaling or calibration);
+            ``Predictor(model)`` if None.
         **options: :class:`~unip_hub.models.slide.InferenceOptions` fields (``mode``, ``crop_size``, ``stride``,
             ``batch_windows``, ``scale``).
 
     Returns:
-        One record per input: ``input``, and ``size`` (H, W) plus the written path of each kind, or ``error``
-        (a one-line message naming the file) when the input could not be read; nothing is written for it.
+        One record per input: ``input``, ``size`` (H, W), the written path of each kind and, for radiometric
+        inputs, ``hotspots``; or ``error`` (a one-line message naming the file) when the input could not be read
+        or scaled, and then nothing is written for it.
     """
     from tqdm.auto import tqdm
 
@@ -141,38 +179,70 @@ def segment_files(
     records = []
     for path, name in tqdm(list(zip(files, names)), desc="segment", unit="img", disable=not settings.progress):
         try:
-            gray = predictor.read(path)  # (H, W) uint8 from any supported format
+            frame = predictor.read_frame(path)
+            gray = predictor.scaling.to_gray(frame)  # (H, W) uint8, as the model was trained
         except (ValueError, OSError) as error:
             records.append({"input": str(path), "error": str(error)})
             continue
         mask = predictor.predict(gray, inference).numpy()  # (H, W) int64
-        pictures = {k: render(k, gray, mask, colours, model.num_classes, settings.alpha) for k in settings.kinds}
-        targets = {k: Path(out_dir) / k / f"{name}.png" for k in settings.kinds}
-        records.append({"input": str(path), "size": list(mask.shape), **write_all_or_none(pictures, targets)})
+        plan, stats = output_plan(model, frame, gray, mask, Path(out_dir), name, settings, colours)
+        record = {"input": str(path), "size": list(mask.shape), **write_all_or_none(plan)}
+        if stats:
+            record["hotspots"] = stats["hotspots"]
+        records.append(record)
+    return records
+
+
+def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                   settings: SegmentSettings | None = None, predictor: Any = None, video: Any = None,
+                   **options: Any) -> list[dict[str, Any]]:
+    """Images through :func:`segment_files`, video files (and, with ``video`` settings, folders as frame
+    sequences) through :func:`unip_hub.inference.video.segment_video`; one record per image or video."""
+    from unip_hub.inference.predictor import Predictor
+    from unip_hub.inference.video import VideoSettings, is_video, segment_video
+    from unip_hub.models.slide import InferenceOptions
+
+    inference = InferenceOptions(**options)
+    predictor = predictor or Predictor(model)
+    settings = settings or SegmentSettings()
+    default_video = VideoSettings(min_area=settings.min_area, hot_above=settings.hot_above, progress=settings.progress)
+    videos = [p for p in inputs if is_video(p) or (video is not None and Path(p).is_dir())]
+    images = [p for p in inputs if p not in videos]
+    records = segment_files(model, images, out_dir, settings, predictor, **options) if images else []
+    for source in videos:
+        try:
+            records.append(segment_video(predictor, source, out_dir, inference, video or default_video))
+        except (ValueError, OSError) as error:
+            records.append({"input": str(source), "error": str(error)})
     return records
 
 
 def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                   load: dict[str, Any] | None = None, device: str = "cpu", settings: SegmentSettings | None = None,
-                  **options: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """``unip segment``: loads a segmenter checkpoint and runs :func:`segment_files`.
+                  predictor_options: dict[str, Any] | None = None, video: Any = None, **options: Any
+                  ) -> tuple[Any, list[dict[str, Any]]]:
+    """``unip segment``: loads a segmenter checkpoint and runs :func:`segment_inputs`.
 
     Args:
         model_path: Our checkpoint (``.pth`` / ``.safetensors`` / HF folder) or an mmseg one.
-        inputs: Files and folders.
+        inputs: Image files, folders, video files.
         out_dir: Output folder.
         load: Keywords of :func:`unip_hub.load_segmenter` (``arch``, ``num_classes``, ``head``, ``neck``) for files
             that do not say them.
         device: Torch device.
         settings: See :func:`segment_files`.
+        predictor_options: Keywords of :class:`~unip_hub.inference.Predictor` (``scaling``, ``calibration``).
+        video: :class:`~unip_hub.inference.video.VideoSettings`; given, folders are read as frame sequences.
         **options: :class:`~unip_hub.models.slide.InferenceOptions` fields.
 
     Returns:
-        The loaded model (eval mode) and the records of :func:`segment_files`.
+        The loaded model (eval mode) and the records.
     """
     import torch
 
     from unip_hub.hub.segmenters import load_segmenter
+    from unip_hub.inference.predictor import Predictor
 
     model = load_segmenter(model_path, **{**(load or {}), "aux": False}).to(torch.device(device)).eval()
-    return model, segment_files(model, inputs, out_dir, settings, **options)
+    predictor = Predictor(model, **(predictor_options or {}))
+    return model, segment_inputs(model, inputs, out_dir, settings, predictor, video, **options)

@@ -1,8 +1,10 @@
-"""Turning class-index maps into pictures: palettes, colour masks and overlays on the thermal input."""
+"""Turning class-index maps into pictures: palettes, colour masks, overlays on the thermal input, and the
+radiometric overlay (temperatures in a colormap, class outlines, a temperature colour bar and a class legend)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,3 +41,84 @@ def overlay(gray: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: floa
     base = np.repeat(gray[..., None].astype(np.float32), 3, axis=-1)  # (H, W) -> (H, W, 3)
     blend = (1.0 - alpha) * base + alpha * colorize(mask, palette).astype(np.float32)
     return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+
+
+def colormap_lut(name: str = "inferno") -> np.ndarray:
+    """(256, 3) uint8 colours of a matplotlib colormap (``thermal`` / ``plot`` extra); a gray ramp without it."""
+    try:
+        from matplotlib import colormaps
+    except ImportError:
+        return np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    return np.rint(colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def class_edges(mask: np.ndarray) -> np.ndarray:
+    """Boolean (H, W): pixels whose right or lower neighbour has another class (the outlines of the regions)."""
+    edges = np.zeros(mask.shape, dtype=bool)
+    edges[:, :-1] |= mask[:, 1:] != mask[:, :-1]
+    edges[:-1, :] |= mask[1:, :] != mask[:-1, :]
+    return edges
+
+
+def _legend_and_bar(height: int, bounds: tuple[float, float], lut: np.ndarray, entries: list[tuple[str, tuple]]
+                    ) -> Any:
+    """The side panel: a temperature colour bar (hot at the top) with three ticks, then the class legend."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    rows = max(height, 14 * len(entries) + 8, 60)
+    width = 66 + max([16 + 7 * len(name) for name, _ in entries] + [0]) + 6
+    panel = Image.new("RGB", (width, rows), (255, 255, 255))
+    bar = lut[np.linspace(255, 0, rows - 8).astype(np.uint8)]  # (rows - 8, 3), hot at the top
+    panel.paste(Image.fromarray(np.repeat(bar[:, None], 10, axis=1)), (4, 4))
+    draw = ImageDraw.Draw(panel)
+    lo, hi = bounds
+    for frac in (0.0, 0.5, 1.0):
+        y = 4 + round((1 - frac) * (rows - 9))
+        draw.line([(14, y), (17, y)], fill=(0, 0, 0))
+        label = f"{lo + frac * (hi - lo):.1f}\u00b0C"
+        draw.text((21, min(max(y - 6, 0), rows - 12)), label, fill=(0, 0, 0), font=font)
+    for i, (name, colour) in enumerate(entries):
+        y = 4 + 14 * i
+        draw.rectangle([66, y, 76, y + 10], fill=tuple(int(v) for v in colour), outline=(0, 0, 0))
+        draw.text((80, y - 1), name, fill=(0, 0, 0), font=font)
+    return panel
+
+
+def thermal_overlay(celsius: np.ndarray, mask: np.ndarray, palette: np.ndarray, class_names: Sequence[str] | None,
+                    bounds: tuple[float, float] | None = None, alpha: float = 0.3, cmap: str = "inferno",
+                    all_classes: bool = False) -> np.ndarray:
+    """Temperatures in a colormap, the classes as outlines and a light fill, a colour bar and a class legend.
+
+    Args:
+        celsius: Temperatures (H, W) in degC.
+        mask: Class indices (H, W).
+        palette: (K, 3) uint8 class colours.
+        class_names: Names shown in the legend (``class_<i>`` where missing).
+        bounds: Temperatures at the ends of the colour bar; the 0.5th / 99.5th percentiles by default.
+        alpha: Opacity of the class fill (outlines are opaque).
+        cmap: matplotlib colormap of the temperatures.
+        all_classes: List every class in the legend, not only those present (a constant size for video frames).
+
+    Returns:
+        RGB uint8 (max(H, legend), W + panel, 3): the image at its own size on the left, the panel on the right.
+    """
+    from unip_hub.data.readers import percentile_bounds, scale_to_uint8
+
+    mask = np.asarray(mask)
+    lo_hi = bounds or percentile_bounds(celsius) or (0.0, 1.0)
+    lut = colormap_lut(cmap)
+    image = lut[scale_to_uint8(celsius, *lo_hi)].astype(np.float32)  # (H, W, 3)
+    colours = colorize(mask, palette)
+    image = (1 - alpha) * image + alpha * colours.astype(np.float32)
+    edges = class_edges(mask)
+    image[edges] = colours[edges]
+    names = list(class_names or [])
+    shown = range(len(palette)) if all_classes else np.unique(mask).tolist()
+    entries = [(names[c] if c < len(names) else f"class_{c}", tuple(palette[c])) for c in shown]
+    panel = np.asarray(_legend_and_bar(mask.shape[0], lo_hi, lut, entries))
+    height = max(mask.shape[0], panel.shape[0])
+    canvas = np.full((height, mask.shape[1] + panel.shape[1], 3), 255, np.uint8)
+    canvas[: mask.shape[0], : mask.shape[1]] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    canvas[: panel.shape[0], mask.shape[1]:] = panel
+    return canvas

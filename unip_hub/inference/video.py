@@ -1,0 +1,388 @@
+"""Video and frame sequences: ``unip segment INPUT.mp4|FOLDER_OF_FRAMES --video --out OUT/``.
+
+Three stages overlap (the model's time hides the others): a background thread decodes frames (PyAV for video
+files, the radiometric readers for a folder of frames) and scales them to gray with running percentile bounds
+(:class:`~unip_hub.data.scaling.RunningBounds`, so the video does not flicker); the main thread runs the model on
+batches of frames; a second thread renders the overlays, computes per-frame temperature statistics and encodes
+the overlay video (H.264 through PyAV, ``av`` on PyPI; ``thermal`` extra).
+
+Outputs, in ``OUT/<video name>/``, filled under a temporary name and renamed into place (an error leaves nothing):
+``overlay.mp4``, ``frames.csv`` (per frame: class and region temperatures when the input is radiometric, class
+areas otherwise) and, on request, ``masks/<frame>.png``. Ctrl-C (SIGINT) stops reading, finalises the video of
+the frames done (a playable file) and still moves the folder into place; the record says ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unip_hub.constants import INPUT_EXTENSIONS
+from unip_hub.data.radiometric import Frame, read_radiometric
+from unip_hub.data.readers import percentile_bounds
+from unip_hub.data.scaling import DEFAULT_SCALING, RunningBounds
+from unip_hub.utils.atomic import atomic_dir
+from unip_hub.utils.files import list_files
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoSettings", "is_video", "read_video_frames", "segment_video"]
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+_DONE = object()
+
+
+@dataclass
+class VideoSettings:
+    """How :func:`segment_video` runs and what it writes.
+
+    Attributes:
+        batch_size: Frames per model call.
+        momentum: Weight of the past in the running percentile bounds (0: every frame scaled on its own).
+        masks: Also write every frame's class-index PNG.
+        fps: Frame rate of the output for a folder of frames (a video keeps its own).
+        min_area: Smallest region in the statistics, in pixels.
+        hot_above: Regions hotter than this (degC) are flagged.
+        alpha: Opacity of the class colours in the overlay.
+        codec: PyAV encoder (H.264 by default; ``mpeg4`` where libx264 is missing).
+        progress: Progress bar with frames/s.
+    """
+
+    batch_size: int = 4
+    momentum: float = 0.9
+    masks: bool = False
+    fps: float = 10.0
+    min_area: int = 1
+    hot_above: float | None = None
+    alpha: float = 0.4
+    codec: str = "libx264"
+    progress: bool = True
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """A video file by its extension."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def _video_error(path: Path, error: BaseException) -> ValueError:
+    return ValueError(f"{path}: not a readable video ({type(error).__name__}: {error}); re-encode or re-copy it "
+                      "(a truncated download or an unfinished recording)")
+
+
+def _decode(path: Path, calibration: Any) -> Iterator[Frame]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as error:
+        raise _video_error(path, error) from error
+    with container:
+        if not container.streams.video:
+            raise ValueError(f"{path}: not a readable video (no video stream found); re-copy or re-encode it")
+        stream = container.streams.video[0]
+        pix = stream.codec_context.pix_fmt or ""
+        fmt = "gray16le" if pix.startswith(("gray16", "gray12", "gray10")) else "gray"
+        declared, count, end = int(stream.frames or 0), 0, 0.0
+        step = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
+        try:
+            for count, picture in enumerate(container.decode(stream), start=1):
+                frame = read_radiometric(picture.to_ndarray(format=fmt), calibration)
+                frame.source = f"{path} frame {count - 1}"
+                end = (picture.time or 0.0) + step
+                yield frame
+        except av.error.FFmpegError as error:
+            raise _video_error(path, error) from error
+        length = container.duration / 1e6 if container.duration else 0.0  # what the header says, in seconds
+    if count == 0:
+        raise ValueError(f"{path}: no video frames (an empty or unfinished recording)")
+    if (declared and count < declared) or (step and length and end < length - 1.5 * step):
+        raise ValueError(f"{path}: truncated, the frames end at {end:.2f} s of {length:.2f} s ({count} decoded); "
+                         "re-copy the complete file")
+
+
+def read_video_frames(source: str | os.PathLike, calibration: Any = None) -> Iterator[Frame]:
+    """The frames of a video file or of a folder of frame files (sorted by name), as radiometric frames.
+
+    Raises:
+        ValueError: unreadable, truncated or empty video, or a folder without frames (one line, naming the file).
+    """
+    path = Path(source)
+    if path.is_dir():
+        files = list_files(path, INPUT_EXTENSIONS, recursive=False)
+        if not files:
+            raise ValueError(f"{path}: no frames ({', '.join(INPUT_EXTENSIONS)}) in the folder")
+        return (read_radiometric(f, calibration) for f in files)
+    if not path.is_file():
+        raise FileNotFoundError(f"input {path} does not exist")
+    return _decode(path, calibration)
+
+
+def _video_fps(path: Path, default: float) -> float:
+    if path.is_dir():
+        return default
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate if container.streams.video else None
+    except (av.error.FFmpegError, OSError) as error:
+        raise _video_error(path, error) from error
+    return float(rate) if rate else default
+
+
+class _Failed:
+    """An exception raised in a background thread, handed to the main thread."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _Background:
+    """Runs ``produce(put)`` in a daemon thread; :meth:`items` yields what it puts and re-raises its error."""
+
+    def __init__(self, produce: Callable[[Callable[[Any], None]], None], size: int) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(produce,), daemon=True)
+        self.thread.start()
+
+    def _put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self, produce: Callable[[Callable[[Any], None]], None]) -> None:
+        try:
+            produce(self._put)
+        except BaseException as error:  # handed to the consumer
+            self._put(_Failed(error))
+        self._put(_DONE)
+
+    def items(self) -> Iterator[Any]:
+        """What the thread produces, in order."""
+        while True:
+            item = self.queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+class _Worker:
+    """Consumes submitted items in a thread (``handle(item)``); errors surface at the next submit or close."""
+
+    def __init__(self, handle: Callable[[Any], None], size: int) -> None:
+        self.handle, self.error = handle, None
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not _DONE:
+            if self.error is None:
+                try:
+                    self.handle(item)
+                except BaseException as error:  # re-raised in the main thread
+                    self.error = error
+
+    def submit(self, item: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def close(self) -> None:
+        self.queue.put(_DONE)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _scaled_frames(frames: Iterable[Frame], running: RunningBounds) -> Callable[[Callable[[Any], None]], None]:
+    def produce(put: Callable[[Any], None]) -> None:
+        for frame in frames:
+            put((frame, running(frame)))  # (Frame, uint8 gray with the running bounds)
+    return produce
+
+
+# ----------------------------------------------------------------------------------------------- writing
+class _Encoder:
+    """An H.264 (or ``codec``) stream of RGB frames; the size is fixed by the first frame (padded to even)."""
+
+    def __init__(self, path: Path, fps: float, codec: str) -> None:
+        import av
+
+        self.av, self.fps, self.codec = av, fps, codec
+        self.container = av.open(str(path), "w")
+        self.stream: Any = None
+
+    def _open_stream(self, height: int, width: int) -> None:
+        from fractions import Fraction
+
+        codec = self.codec
+        try:
+            self.av.codec.Codec(codec, "w")
+        except Exception:  # FFmpeg builds without libx264
+            codec = "mpeg4"
+        self.stream = self.container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
+        self.stream.width, self.stream.height = width + width % 2, height + height % 2
+        self.stream.pix_fmt = "yuv420p"
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self.stream is None:
+            self._open_stream(*rgb.shape[:2])
+        h, w = self.stream.height, self.stream.width
+        canvas = np.zeros((h, w, 3), np.uint8)
+        canvas[: min(h, rgb.shape[0]), : min(w, rgb.shape[1])] = rgb[:h, :w]
+        for packet in self.stream.encode(self.av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            if self.stream is not None:
+                for packet in self.stream.encode(None):  # flush: a finalised, playable file
+                    self.container.mux(packet)
+        finally:
+            self.container.close()
+
+
+class _Sink:
+    """Renders, encodes and tabulates segmented frames (runs in the writer thread)."""
+
+    def __init__(self, folder: Path, fps: float, settings: VideoSettings, model: Any) -> None:
+        from unip_hub.inference.render import palette_array
+
+        self.folder, self.fps, self.settings = folder, fps, settings
+        self.names, self.num_classes = model.class_names, model.num_classes
+        self.colours = palette_array(model.num_classes, model.palette)
+        self.encoder = _Encoder(folder / "overlay.mp4", fps, settings.codec)
+        self.colour_bar = RunningBounds(DEFAULT_SCALING, settings.momentum)  # steady colour-bar ends
+        self.rows: list[dict[str, Any]] = []
+        self.count = 0
+
+    def __call__(self, item: tuple[Frame, np.ndarray, np.ndarray]) -> None:
+        from unip_hub.inference.outputs import index_image, write_png_atomic
+        from unip_hub.inference.render import overlay, thermal_overlay
+        from unip_hub.inference.stats import csv_rows, temperature_stats
+
+        frame, gray, mask = item
+        if frame.celsius is not None:
+            bounds = percentile_bounds(frame.celsius)
+            bounds = self.colour_bar.smooth(bounds) if bounds is not None else None
+            picture = thermal_overlay(frame.celsius, mask, self.colours, self.names, bounds, self.settings.alpha,
+                                      all_classes=True)
+            stats = temperature_stats(frame.celsius, mask, self.names, self.settings.min_area,
+                                      self.settings.hot_above)
+        else:
+            picture = overlay(gray, mask, self.colours, self.settings.alpha)
+            stats = class_areas(mask, self.names)
+        self.encoder.write(picture)
+        time_s = round(self.count / self.fps, 4)
+        self.rows += [{"frame": self.count, "time_s": time_s, **row} for row in csv_rows(stats)]
+        if self.settings.masks:
+            write_png_atomic(index_image(mask, self.num_classes), self.folder / "masks" / f"{self.count:06d}.png")
+        self.count += 1
+
+    def close(self) -> None:
+        """Finalises the video and writes ``frames.csv``."""
+        from unip_hub.inference.stats import CSV_FIELDS
+
+        self.encoder.close()
+        with open(self.folder / "frames.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=("frame", "time_s", *CSV_FIELDS), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def class_areas(mask: np.ndarray, class_names: Any = None) -> dict[str, Any]:
+    """The per-class part of a statistics table without temperatures: class, name and area."""
+    names = list(class_names or [])
+    values, counts = np.unique(mask, return_counts=True)
+    classes = [{"class": int(c), "name": names[c] if c < len(names) else f"class_{c}", "area": int(n)}
+               for c, n in zip(values.tolist(), counts.tolist())]
+    return {"classes": classes, "regions": [], "hotspots": 0}
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _run(predictor: Any, reader: _Background, worker: _Worker, options: Any, size: int, bar: Any) -> tuple[int, bool]:
+    """The model loop: batches from the reader, masks to the writer. Returns (frames done, interrupted)."""
+    done = 0
+    try:
+        for batch in _batches(reader.items(), size):
+            x = torch.cat([predictor.normalize(gray) for _, gray in batch])  # (B, C_in, H, W)
+            masks = predictor.logits_of(x, options).argmax(dim=1).cpu().numpy()  # (B, H, W)
+            for (frame, gray), mask in zip(batch, masks):
+                worker.submit((frame, gray, mask))
+            done += len(batch)
+            bar.update(len(batch))
+    except KeyboardInterrupt:
+        return done, True
+    return done, False
+
+
+def segment_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.PathLike, options: Any = None,
+                  settings: VideoSettings | None = None) -> dict[str, Any]:
+    """Segments a video file or a folder of frames and writes ``OUT/<name>/`` (see the module docstring).
+
+    Args:
+        predictor: A :class:`~unip_hub.inference.Predictor` (its scaling and calibration are used).
+        source: Video file (``.mp4``, ``.avi``, ``.mkv``, ...) or folder of frame files.
+        out_dir: Parent of the output folder.
+        options: :class:`~unip_hub.models.slide.InferenceOptions` (whole image by default).
+        settings: Batch size, smoothing, outputs.
+
+    Returns:
+        ``{"input", "frames", "video", "stats", "interrupted"}``.
+
+    Raises:
+        ValueError: unreadable, truncated or empty input (one line naming the file; nothing is left behind).
+    """
+    from tqdm.auto import tqdm
+
+    from unip_hub.models.slide import InferenceOptions
+
+    settings, options = settings or VideoSettings(), options or InferenceOptions()
+    path = Path(source)
+    frames = read_video_frames(path, predictor.calibration)
+    fps = _video_fps(path, settings.fps) if path.is_file() else settings.fps
+    target = Path(out_dir) / (path.stem if path.is_file() else path.name)
+    with atomic_dir(target, overwrite=True) as tmp:
+        worker = _Worker(_Sink(tmp, fps, settings, predictor.segmenter), size=2 * settings.batch_size)
+        reader = _Background(_scaled_frames(frames, RunningBounds(predictor.scaling, settings.momentum)),
+                             size=2 * settings.batch_size)
+        with tqdm(desc=f"segment {path.name}", unit="frame", disable=not settings.progress) as bar:
+            try:
+                done, interrupted = _run(predictor, reader, worker, options, settings.batch_size, bar)
+            finally:
+                reader.close()
+                try:
+                    worker.close()
+                finally:
+                    worker.handle.close()  # finalises the video of the frames done, also when interrupted
+    return {"input": str(path), "frames": done, "video": str(target / "overlay.mp4"),
+            "stats": str(target / "frames.csv"), "interrupted": interrupted}
