@@ -121,7 +121,7 @@ def _write_stand_ins(folder: Path) -> None:
 
 
 def _write_weights(folder: Path) -> None:
-    """Released-layout files (random values) for the registry entries of the tiny and small backbones.
+    """Released-layout files (random values) for the registry entries of the backbones the pages use.
 
     The pages also name them as local files (``file="unip_vit_small_by_mae_large.pth"``): each page's folder links
     them too.
@@ -131,8 +131,12 @@ def _write_weights(folder: Path) -> None:
     from unip_hub.hub.registry import list_entries
 
     folder.mkdir(parents=True, exist_ok=True)
+    code = "".join(b.code for page in PAGES for b in python_blocks(page) if b.skip is None)
+    archs = {"unip_vit_tiny", "unip_vit_small"}
+    if re.search(r"unip_vit_base|\bunip_b\b|vit_base_patch16_224\.\w+_large", code):
+        archs.add("unip_vit_base")
     for entry in list_entries():
-        if entry.arch in ("unip_vit_tiny", "unip_vit_small"):
+        if entry.arch in archs:  # ViT-B files (350 MB) only when a page uses them; ViT-L has no released file
             make_official_checkpoint(folder / entry.filename, entry.arch, last_heads=entry.last_heads or 16)
 
 
@@ -162,6 +166,8 @@ class _PageRun:
             block = self.blocks[self.done]
             if block.skip is None:
                 self._run(self.done, block)
+        if self.done == len(self.blocks) - 1:
+            self.namespace.clear()  # the page is done: free its models
 
     def _run(self, index: int, block: Block) -> None:
         name = f"{_rel(block.page)}:{block.line}"
@@ -237,14 +243,16 @@ def test_collector_finds_blocks_markers_and_lines(tmp_path):
     page.write_text("# t\n\n```python\nfor i in range(2):\n    x = i\n```\n\ntext\n\n"
                     "<!-- docs-test: skip needs your data -->\n\n```python\ny = open('mine.tif')\n```\n\n"
                     "```bash\nunip demo\n```\n\n- item:\n\n"
-                    "  ```py\n  z = x + 1\n  ```\n")
+                    "  ```py\n  z = x + 1\n  assert z == 2\n  ```\n")
     blocks = python_blocks(page)
     assert [(b.line, b.code, b.skip) for b in blocks] == [(4, "for i in range(2):\n    x = i\n", None),
                                                          (13, "y = open('mine.tif')\n", "needs your data"),
-                                                         (23, "z = x + 1\n", None)]
+                                                         (23, "z = x + 1\nassert z == 2\n", None)]
     run = _PageRun(blocks, tmp_path)
+    run.run_through(1)
+    assert run.namespace["x"] == 1 and "y" not in run.namespace  # the marked block did not run
     run.run_through(2)
-    assert run.namespace["z"] == 2 and not run.errors and "y" not in run.namespace
+    assert not run.errors and not run.namespace  # the last block passed its assert; the page's names are freed
     bad = tmp_path / "bad.md"
     bad.write_text("```python\nimport math\n\nmath.nope\n```\n")
     run = _PageRun(python_blocks(bad), tmp_path)
