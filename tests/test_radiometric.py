@@ -4,6 +4,7 @@ in checkpoints, default for older files); smoothed percentile bounds."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,7 @@ def test_running_bounds_keep_gray_levels_stable_on_a_drifting_sequence():
     assert RunningBounds(InputScaling.parse("window 20..35 degC"))(frame).dtype == np.uint8
 
 
-def test_scaling_travels_in_checkpoints_and_older_files_get_the_default(tmp_path):
+def test_scaling_travels_in_checkpoints_and_older_files_get_the_default(tmp_path, capsys):
     from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
     from unip_hub.hub.segmenters import load_segmenter
     from unip_hub.inference import Predictor
@@ -153,7 +154,26 @@ def test_scaling_travels_in_checkpoints_and_older_files_get_the_default(tmp_path
     del old["meta"]["input_scaling"]
     torch.save(old, tmp_path / "old.pth")
     assert Predictor(load_segmenter(tmp_path / "old.pth")).scaling == DEFAULT_SCALING
+    from unip_hub.cli import main
+
+    for path, shown in ((tmp_path / "w.pth", "window 20..35 degC"), (tmp_path / "old.pth", "percentile 0.5/99.5")):
+        assert main(["info", str(path)]) == 0
+        assert json.loads(capsys.readouterr().out)["input_scaling"] == shown  # unip info shows the spec
     predictor = Predictor(seg)  # the window spec reads temperatures: same gray for the same temperature
     np.testing.assert_array_equal(predictor.read(SCENE_C), predictor.read(SCENE_C + 273.15))
     with pytest.raises(RadiometricError, match="has none"):
         predictor.predict(np.zeros((32, 32), np.uint8))
+
+
+def test_datasets_read_with_the_models_scaling(tmp_path):
+    from unip_hub.data import FolderSegDataset
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    Image.fromarray(SCENE_C).save(tmp_path / "img" / "a.tif")
+    Image.fromarray(np.zeros(SCENE_C.shape, np.uint8)).save(tmp_path / "lab" / "a.png")
+    data = FolderSegDataset(tmp_path / "img", tmp_path / "lab", ["bg"])
+    np.testing.assert_array_equal(data.read_image(tmp_path / "img" / "a.tif"), read_thermal(SCENE_C))
+    data.set_input_scaling("window 20..35 degC")
+    gray = data.read_image(tmp_path / "img" / "a.tif")
+    np.testing.assert_array_equal(gray, InputScaling.parse("window 20..35 degC").to_gray(read_radiometric(SCENE_C)))

@@ -106,9 +106,25 @@ class SegDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    input_scaling: Any = None  # an InputScaling (or its text); None: read_thermal (percentile 0.5/99.5)
+    calibration: Any = None  # a radiometric Calibration for counts / units / FLIR parameters
+
+    def set_input_scaling(self, scaling: Any, calibration: Any = None) -> SegDataset:
+        """Read images with an input-scaling spec (``"window 20..120 degC"``...) so training sees what
+        inference will (:class:`unip_hub.data.scaling.InputScaling`); returns ``self``."""
+        from .scaling import InputScaling
+
+        self.input_scaling = None if scaling is None else InputScaling.parse(scaling)
+        self.calibration = calibration
+        return self
+
     def read_image(self, path: Path) -> np.ndarray:
-        """Read one image as uint8 ``(H, W)``."""
-        return read_thermal(path)
+        """Read one image as uint8 ``(H, W)``, with :attr:`input_scaling` when set."""
+        if self.input_scaling is None:
+            return read_thermal(path)
+        from .radiometric import read_radiometric
+
+        return self.input_scaling.to_gray(read_radiometric(path, self.calibration))
 
     def transform(self, gray: np.ndarray, label: np.ndarray, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply the pipeline to one sample with its (seeded or fresh) generator."""

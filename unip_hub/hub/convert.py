@@ -56,8 +56,22 @@ def describe_checkpoint(src: str | os.PathLike) -> dict[str, Any]:
     obj = read_checkpoint(src)
     spec = infer_vit_spec(backbone_state_dict(obj))
     _, record = _source_record(src, obj, None)
-    return {"file": str(src), **spec, "arch": arch_from_shape(spec["embed_dim"], spec["depth"]),
+    info = {"file": str(src), **spec, "arch": arch_from_shape(spec["embed_dim"], spec["depth"]),
             "distillation": record.to_dict() if record else None}
+    if any(str(k).removeprefix("module.").startswith("decode_head.") for k in _state_keys(obj)):
+        from unip_hub.checkpoints.segmenter import read_segmenter_checkpoint
+        from unip_hub.constants import INPUT_SCALING
+
+        meta = read_segmenter_checkpoint(src)[1]  # a segmenter: how its inputs are scaled (older files: default)
+        info["input_scaling"] = meta.get("input_scaling") or INPUT_SCALING
+    return info
+
+
+def _state_keys(obj: Any) -> list[Any]:
+    for cand in (obj.get("state_dict"), obj.get("model"), obj):
+        if isinstance(cand, dict):
+            return list(cand)
+    return []
 
 
 def convert_to_hf_folder(src: str | os.PathLike, out_dir: str | os.PathLike, arch: str | None = None,
