@@ -7,7 +7,7 @@ import torch
 from helpers.reference_vit import reference_logits, reference_tokens
 
 import unip_hub
-from unip_hub.models.vit import ARCHS, build_vit
+from unip_hub.models.vit import ARCHS, UnipViT, build_vit
 
 SIZES = [(224, 224), (512, 512), (480, 640)]
 
@@ -130,3 +130,68 @@ def test_gradient_checkpointing_drop_path_and_layer_scale():
 def test_large_has_no_released_weights():
     with pytest.raises(ValueError, match="no released weights"):
         unip_hub.unip_vit_large(pretrained=True)
+
+
+# ------------------------------------------------------------------------------- graph capture and classifier
+def _tiny_classifier(**kwargs):
+    torch.manual_seed(0)
+    return UnipViT(img_size=32, embed_dim=32, depth=2, num_heads=2, num_classes=5, **kwargs)
+
+
+GRAPH_CASES = [dict(), dict(init_values=1.0, drop_path_rate=0.1, last_heads=4)]
+
+
+@pytest.mark.parametrize("kwargs", GRAPH_CASES, ids=["plain", "layer_scale_last_heads"])
+def test_torchscript_matches_eager_at_any_size(kwargs):
+    model = _tiny_classifier(**kwargs).eval()
+    scripted = torch.jit.script(model)
+    for hw in [(32, 32), (48, 32), (64, 80)]:  # the stored grid and two resized ones
+        x = torch.randn(2, 3, *hw)
+        with torch.no_grad():
+            torch.testing.assert_close(scripted(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", GRAPH_CASES, ids=["plain", "layer_scale_last_heads"])
+def test_fx_symbolic_trace_forward_and_backward(kwargs):
+    from torch.fx import symbolic_trace
+
+    model = _tiny_classifier(**kwargs).eval()
+    graph = symbolic_trace(model)
+    for hw in [(32, 32), (48, 64)]:  # the graph keeps the input size symbolic
+        x = torch.randn(2, 3, *hw)
+        with torch.no_grad():
+            torch.testing.assert_close(graph(x), model(x), atol=1e-5, rtol=1e-5)
+    model.train()
+    graph = symbolic_trace(model)
+    torch.manual_seed(3)
+    graph(torch.randn(2, 3, 32, 32)).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient for {missing}"
+
+
+def test_timm_fx_feature_extractor():
+    from timm.models import create_feature_extractor
+
+    model = _tiny_classifier().eval()
+    extractor = create_feature_extractor(model, return_nodes={"blocks.0": "b0", "norm": "out"})
+    x = torch.randn(1, 3, 48, 32)
+    with torch.no_grad():
+        feats = extractor(x)
+        torch.testing.assert_close(feats["out"], model.forward_features(x))
+    assert feats["b0"].shape == (1, 1 + 3 * 2, 32)
+
+
+def test_classifier_contract():
+    """timm's: num_classes, get_classifier, reset_classifier, forward_head(pre_logits=...)."""
+    model = _tiny_classifier()
+    x = torch.randn(2, 3, 32, 32)
+    assert model.num_classes == 5 and model.get_classifier().out_features == 5 and model(x).shape == (2, 5)
+    tokens = model.forward_features(x)
+    assert model.forward_head(tokens, pre_logits=True).shape == (2, model.num_features)
+    model.reset_classifier(7, "token")
+    assert model.num_classes == 7 and model(x).shape == (2, 7)
+    model.reset_classifier(0)
+    assert model.num_classes == 0 and isinstance(model.get_classifier(), torch.nn.Identity)
+    assert model(x).shape == (2, model.num_features)
+    with pytest.raises(ValueError, match="class token"):
+        model.reset_classifier(3, "avg")

@@ -13,10 +13,13 @@ from unip_hub.layers.attention import Attention
 from unip_hub.layers.gelu_linear import gelu_linear
 
 
-def _graph_capture() -> bool:
-    """Scripting, tracing, exporting or compiling: graphs keep the standard ops."""
-    return (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
-            or torch.compiler.is_exporting())
+def _graph_capture(x: torch.Tensor) -> bool:
+    """Tracing, exporting, compiling or ``torch.fx`` tracing (``x`` is a Proxy): graphs keep the standard ops.
+
+    TorchScript never reaches this (its callers skip it under ``torch.jit.is_scripting()``).
+    """
+    return (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+            or isinstance(x, torch.fx.Proxy))
 
 
 class Block(nn.Module):
@@ -57,20 +60,24 @@ class Block(nn.Module):
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         # (B, N, C) -> (B, N, C)
-        mlp = self.mlp
-        dropout = self.training and mlp.drop1.p > 0
-        if self._plain_mlp() and torch.is_grad_enabled() and not dropout and not _graph_capture():
-            # training: only fc1's output is kept for the backward pass, GELU is recomputed there (gelu_linear.py)
-            return mlp.drop2(gelu_linear(mlp.fc1(x), mlp.fc2.weight, mlp.fc2.bias))
-        return mlp(x)
+        if not torch.jit.is_scripting():
+            if self._recompute_gelu(x):
+                # training: only fc1's output is kept for the backward pass, GELU is recomputed there (gelu_linear.py)
+                return self.mlp.drop2(gelu_linear(self.mlp.fc1(x), self.mlp.fc2.weight, self.mlp.fc2.bias))
+        return self.mlp(x)
+
+    def _recompute_gelu(self, x: torch.Tensor) -> bool:
+        dropout = self.training and self.mlp.drop1.p > 0
+        return self._plain_mlp() and torch.is_grad_enabled() and not dropout and not _graph_capture(x)
 
     def _mlp_branch(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path2(self.ls2(self._mlp(self.norm2(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, C) -> (B, N, C) with fused attention."""
-        if self._inference_path(x):
-            return self._forward_inference(x)
+        if not torch.jit.is_scripting():
+            if self._inference_path(x):
+                return self._forward_inference(x)
         x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
         return self._mlp_branch(x)
 
@@ -80,7 +87,7 @@ class Block(nn.Module):
 
     def _inference_path(self, x: torch.Tensor) -> bool:
         """Eval, no autograd, no autocast, no graph capture, the standard sub-modules: :meth:`_forward_inference`."""
-        if self.training or torch.is_grad_enabled() or _graph_capture() or not self._plain_mlp():
+        if self.training or torch.is_grad_enabled() or _graph_capture(x) or not self._plain_mlp():
             return False
         if torch.is_autocast_enabled(x.device.type) or x.dtype != self.mlp.fc2.weight.dtype:
             return False

@@ -22,7 +22,19 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
     def grid_size(self, x: torch.Tensor) -> tuple[int, int]:
-        """Checks an input batch and returns its patch grid (H/p, W/p); raises ``ValueError`` when it does not fit."""
+        """Checks an input batch and returns its patch grid (H/p, W/p); raises ``ValueError`` when it does not fit.
+
+        Under TorchScript and ``torch.fx`` symbolic tracing the grid is read off the shape without the checks
+        (they need concrete sizes).
+        """
+        if torch.jit.is_scripting():
+            return x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
+        else:  # TorchScript compiles only the branch above
+            return self._checked_grid(x)
+
+    def _checked_grid(self, x: torch.Tensor) -> tuple[int, int]:
+        if isinstance(x, torch.fx.Proxy):  # symbolic tracing: no concrete sizes to check
+            return x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
         if x.ndim != 4:
             raise ValueError(f"expected a batch of images (B, {self.in_chans}, H, W), got a tensor of shape "
                              f"{tuple(x.shape)}; add a batch dimension with x[None]")

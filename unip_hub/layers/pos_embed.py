@@ -29,20 +29,41 @@ def sincos_pos_embed_2d(embed_dim: int, grid: tuple[int, int], cls_token: bool =
     return table.float()[None]
 
 
+def _resample(pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int], num_prefix_tokens: int
+              ) -> torch.Tensor:
+    """Graph-friendly bicubic resampling (the same operations as timm's ``resample_abs_pos_embed``)."""
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)  # (1, N, C) -> (1, C, gh, gw)
+    grid = F.interpolate(grid, size=[new_grid[0], new_grid[1]], mode="bicubic", align_corners=False)
+    return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)  # (1, C, H, W) -> (1, prefix + H*W, C)
+
+
+def _is_fx_proxy(pos_embed: torch.Tensor, new_grid: tuple[int, int]) -> bool:
+    """``torch.fx`` symbolic tracing: the table or the grid is a ``torch.fx.Proxy`` (no concrete sizes)."""
+    return isinstance(pos_embed, torch.fx.Proxy) or any(isinstance(g, torch.fx.Proxy) for g in new_grid)
+
+
 def resize_pos_embed(
     pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int], num_prefix_tokens: int = 1
 ) -> torch.Tensor:
     """Resizes a (1, prefix + gh*gw, C) table to ``new_grid``: bicubic, align_corners=False, no antialiasing,
     prefix (class) tokens untouched -- how the UNIP segmentation code adapts 14x14 to 32x32.
 
-    While tracing or exporting, the table is always resampled (bicubic to the same grid is the identity), so the
-    graph does not bake in the example's size.
+    While tracing, exporting or ``torch.fx`` tracing, the table is always resampled (bicubic to the same grid is the
+    identity), so the graph does not bake in the example's size; TorchScript resamples with the same operations.
     """
-    if torch.jit.is_tracing() or torch.compiler.is_exporting():
-        prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-        grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)  # (1, N, C) -> (1, C, gh, gw)
-        grid = F.interpolate(grid, size=(new_grid[0], new_grid[1]), mode="bicubic", align_corners=False)
-        return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)  # (1, C, H, W) -> (1, prefix + H*W, C)
+    if torch.jit.is_scripting():
+        if new_grid[0] == old_grid[0] and new_grid[1] == old_grid[1]:
+            return pos_embed
+        return _resample(pos_embed, new_grid, old_grid, num_prefix_tokens)
+    else:  # TorchScript compiles only the branch above
+        return _resize_eager(pos_embed, new_grid, old_grid, num_prefix_tokens)
+
+
+def _resize_eager(pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int],
+                  num_prefix_tokens: int) -> torch.Tensor:
+    if torch.jit.is_tracing() or torch.compiler.is_exporting() or _is_fx_proxy(pos_embed, new_grid):
+        return _resample(pos_embed, new_grid, old_grid, num_prefix_tokens)
     if tuple(new_grid) == tuple(old_grid):
         return pos_embed
     return resample_abs_pos_embed(

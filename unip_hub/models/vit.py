@@ -109,6 +109,8 @@ class UnipViT(nn.Module, UnipHubMixin):
             for h, r in zip(heads, rates)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.num_classes = num_classes
+        self.global_pool = "token"  # timm's name for classifying the class token
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.init_weights()
 
@@ -144,9 +146,15 @@ class UnipViT(nn.Module, UnipHubMixin):
         return {"pos_embed", "cls_token"}
 
     def get_classifier(self) -> nn.Module:
+        """The classifier on the class token (``nn.Identity`` when ``num_classes`` is 0)."""
         return self.head
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier for ``num_classes`` (0: none); ``global_pool`` may only be ``None`` or ``"token"``."""
+        if global_pool not in (None, "token"):
+            raise ValueError(f"UnipViT classifies its class token; global_pool={global_pool!r} is not supported "
+                             "(use None or 'token', or pool forward_features' patch tokens yourself)")
+        self.num_classes = num_classes
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     # ----------------------------------------------------------------------------------------------- tokens
@@ -167,8 +175,13 @@ class UnipViT(nn.Module, UnipHubMixin):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised tokens (B, 1 + N, C) of images (B, C_in, H, W)."""
         x, _ = self.prepare_tokens(x)
-        for i in range(self.depth):
-            x = self._run_block(i, x)
+        for blk in self.blocks:  # iterating (not indexing) the blocks keeps TorchScript and torch.fx happy
+            if torch.jit.is_scripting():
+                x = blk(x)
+            elif self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
