@@ -176,7 +176,9 @@ class _PageRun:
         try:
             exec(compile("\n" * (block.line - 1) + block.code, str(block.page), "exec"), self.namespace)
         except Exception as e:  # any failure of a documented block is the test's failure
-            tb = "".join(traceback.format_exception(e)[-6:])
+            frames = traceback.extract_tb(e.__traceback__)
+            own = [f for f in frames if f.filename == str(block.page)]  # the page's failing line first
+            tb = "".join(traceback.format_list(own[-1:] + [f for f in frames[-2:] if f not in own]))
             self.errors[index] = f"the block at {name} fails as written: {type(e).__name__}: {e}\n{tb}"
         finally:
             os.chdir(cwd)
