@@ -288,3 +288,16 @@ def test_convert_and_info_show_the_record(tmp_path, capsys):
     assert "from vit_base layer 9, last block with 12 heads" in (tmp_path / "hf" / "README.md").read_text()
     folder = unip_hub.unip_vit_tiny(weights=tmp_path / "hf", last_heads="distilled")
     assert _last_block_heads(folder) == 12 and folder.pretrained_cfg["distillation"]["source"] == "checkpoint args"
+
+
+def test_analysis_loader_reads_the_same_record(tmp_path):
+    """``unip attention-patterns --last-heads distilled`` (hub.teachers.load_vit) uses the same sources."""
+    from unip_hub.hub.teachers import load_vit
+
+    path = tmp_path / "checkpoint-99.pth"
+    make_official_checkpoint(path, last_heads=12, args={**RESEARCH_ARGS, "last_heads": 12})
+    assert _last_block_heads(load_vit(path, last_heads="distilled")) == 12
+    bare = tmp_path / "weights.pth"
+    make_official_checkpoint(bare, with_args=False)
+    with pytest.raises(ValueError, match="does not record a distilled head count"):
+        load_vit(bare, last_heads="distilled")

@@ -52,7 +52,7 @@ def resolve_last_heads(last_heads: LastHeads, distilled: int | None, source: str
 
 def _record_from_config(config: Mapping[str, Any] | None) -> DistillationRecord | None:
     """A converted folder's ``distilled_last_heads``, with the provenance saved beside it (which keeps its source)."""
-    heads = (config or {}).get("distilled_last_heads")
+    heads = (config or {}).get("distilled_last_heads") or (config or {}).get("last_heads")  # saved with its split
     if not isinstance(heads, int):
         return None
     cfg = config.get("pretrained_cfg") or {}

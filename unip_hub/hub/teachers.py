@@ -13,13 +13,12 @@ With ``layer=L`` the model is built with only ``L`` blocks and every weight up t
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from unip_hub.checkpoints import read_checkpoint
-from unip_hub.checkpoints.read import CONFIG_NAME, CheckpointError
+from unip_hub.checkpoints.read import CheckpointError
 from unip_hub.checkpoints.teachers import infer_vit_spec, load_teacher_state_dict, teacher_state_dict
 from unip_hub.models.vit import ARCHS, UnipViT
 
@@ -78,12 +77,15 @@ def _build(spec: dict[str, Any], heads: int, depth: int, last_heads: int | None 
                    qkv_bias=spec["qkv_bias"], init_values=1.0 if spec["layer_scale"] else None)
 
 
-def _folder_last_heads(path: Path) -> int | None:
-    cfg = path / CONFIG_NAME if path.is_dir() else None
-    if cfg is None or not cfg.is_file():
-        return None
-    data = json.loads(cfg.read_text())
-    return data.get("distilled_last_heads") or data.get("last_heads")
+def _recorded_last_heads(path: Path, obj: dict) -> int | None:
+    """The distilled head count: checkpoint args, registry, converted config.json, file name (hub.backbones)."""
+    from unip_hub.hub.backbones import distillation_of
+    from unip_hub.hub.registry import find_entry_by_filename
+    from unip_hub.hub.resolve import ResolvedWeights, read_folder_config
+
+    entry = find_entry_by_filename(path.name) if path.is_file() else None
+    record = distillation_of(ResolvedWeights(path, entry, read_folder_config(path)), obj)
+    return record.last_heads if record is not None else None
 
 
 def load_teacher(source: str | os.PathLike, arch: str | None = None, layer: int | None = None, *,
@@ -136,12 +138,13 @@ def _load(source: str | os.PathLike, arch: str | None, layer: int | None, last_h
             return model.eval()
         raise FileNotFoundError(f"{text} is neither a file/folder, a registry name ({sorted(ARCHS)}[.tag]) nor "
                                 "timm:NAME")
-    sd = teacher_state_dict(read_checkpoint(path), fmt, drop_dist_token=drop_dist_token)
+    obj = read_checkpoint(path)
+    sd = teacher_state_dict(obj, fmt, drop_dist_token=drop_dist_token)
     spec = infer_vit_spec(sd)
     heads = _spec_heads(arch, spec, str(path))
     depth = _check_layer(layer, spec["depth"], str(path))
     if last_heads == "distilled":
-        last_heads = _folder_last_heads(path)
+        last_heads = _recorded_last_heads(path, obj)
         if last_heads is None:
             raise ValueError(f"{path} does not record a distilled head count; pass last_heads=<int>")
     if last_heads is not None and layer is not None and layer != spec["depth"]:
