@@ -301,3 +301,18 @@ def test_analysis_loader_reads_the_same_record(tmp_path):
     make_official_checkpoint(bare, with_args=False)
     with pytest.raises(ValueError, match="does not record a distilled head count"):
         load_vit(bare, last_heads="distilled")
+
+
+def test_own_distill_runs_default_to_the_teachers_heads(tmp_path):
+    """``unip distill`` saves last_heads=None for "the teacher's count": the teacher's name tells it."""
+    ours = dict(teacher="/w/mae_pretrain_vit_large.pth", teacher_arch="vit_large", teacher_layer=18,
+                model="unip_vit_tiny", last_heads=None)
+    path = tmp_path / "checkpoint-099.pth"
+    make_official_checkpoint(path, args=ours)
+    model = unip_hub.unip_vit_tiny(weights=path, last_heads="distilled")
+    assert _last_block_heads(model) == 16
+    assert model.pretrained_cfg["distillation"]["teacher_layer"] == 18
+    unknown = tmp_path / "run2.pth"
+    make_official_checkpoint(unknown, args={**ours, "teacher_arch": None, "teacher": "/w/teacher.pth"})
+    with pytest.raises(ValueError, match="records none"):
+        unip_hub.unip_vit_tiny(weights=unknown, last_heads="distilled")

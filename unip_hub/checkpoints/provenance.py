@@ -12,7 +12,7 @@ the registry and the file name come after them (:func:`unip_hub.hub.backbones.di
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,11 +53,13 @@ def _teacher_name(args: Mapping[str, Any]) -> str | None:
     return f"{name} (DINO)" if args.get("use_dino") is True else name
 
 
-def record_from_args(obj: Mapping[str, Any]) -> DistillationRecord | None:
+def record_from_args(obj: Mapping[str, Any], teacher_heads: Callable[[str], int | None] | None = None
+                     ) -> DistillationRecord | None:
     """The distillation recorded in a checkpoint's ``args`` (Namespace or dict), or ``None`` if it records none.
 
-    Only a positive integer ``last_heads`` counts as a record: teacher files (MAE, DeiT) also carry ``args``, but
-    no ``last_heads``.
+    A positive integer ``last_heads`` is a record; teacher files (MAE, DeiT) also carry ``args``, but no
+    ``last_heads``. This package's runs save ``last_heads=None`` for "the teacher's head count": then
+    ``teacher_heads(teacher name)`` (e.g. ``vit_large`` -> 16) gives it, when the name tells it.
     """
     args = obj.get("args")
     if isinstance(args, argparse.Namespace):
@@ -65,8 +67,11 @@ def record_from_args(obj: Mapping[str, Any]) -> DistillationRecord | None:
     if not isinstance(args, Mapping):
         return None
     heads = _int(args.get("last_heads"))
+    teacher = _teacher_name(args)
+    if heads is None and "last_heads" in args and args["last_heads"] is None and teacher and teacher_heads:
+        heads = teacher_heads(teacher)
     if heads is None:
         return None
     layer = _int(args.get("intermediate")) or _int(args.get("teacher_layer"))
     student = args.get("model") if isinstance(args.get("model"), str) else None
-    return DistillationRecord(heads, _teacher_name(args), layer, student, "checkpoint args")
+    return DistillationRecord(heads, teacher, layer, student, "checkpoint args")

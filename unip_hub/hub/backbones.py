@@ -33,6 +33,14 @@ from unip_hub.models.vit import ARCHS, UnipViT, build_vit
 LastHeads = int | str | None
 WeightsArg = Weights | str | os.PathLike | None
 _TEACHER_IN_NAME = re.compile(r"_by_(mae|ibot|dino|deit)_(tiny|small|base|large)(?![a-z])", re.IGNORECASE)
+_VIT_SIZE = re.compile(r"vit_(tiny|small|base|large)(?![a-z])", re.IGNORECASE)
+
+
+def _teacher_heads(name: str) -> int | None:
+    """Heads of a teacher named like ``vit_large`` / ``unip_vit_base`` / ``timm:vit_base_patch16_224.dino``."""
+    m = _VIT_SIZE.search(name)
+    spec = ARCHS.get(f"unip_vit_{m.group(1).lower()}") if m else None
+    return spec.num_heads if spec else None
 
 
 def resolve_last_heads(last_heads: LastHeads, distilled: int | None, source: str | None = None) -> int | None:
@@ -76,7 +84,7 @@ def distillation_of(source: ResolvedWeights, obj: Mapping[str, Any] | None = Non
     """How the weights in ``source`` were distilled: the checkpoint's ``args`` (``obj``, what
     :func:`read_checkpoint` returned), then the registry entry, then the folder's ``config.json``, then the file
     name; ``None`` when nothing records it (the weights alone cannot tell a head count)."""
-    record = record_from_args(obj) if obj is not None else None
+    record = record_from_args(obj, _teacher_heads) if obj is not None else None
     if record is None and source.entry is not None:
         e = source.entry
         record = DistillationRecord(e.last_heads, e.teacher, e.teacher_layer, e.arch, "registry")
