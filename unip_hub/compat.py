@@ -10,11 +10,17 @@ pins the behaviour we rely on. Nothing here is imported at ``import unip_hub`` t
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+import sys
 from typing import Any
 
-__all__ = ["TIMM_TESTED", "SMP_TESTED", "check_version", "feature_take_indices", "timm_feature_getter_net",
-           "smp_encoder_mixin"]
+__all__ = [
+    "SMP_TESTED",
+    "TIMM_TESTED",
+    "check_version",
+    "feature_take_indices",
+    "smp_encoder_mixin",
+    "timm_feature_getter_net",
+]
 
 TIMM_TESTED = ("1.0.15", "1.1")
 """timm versions whose private names below are tested: lowest included, highest excluded (pyproject agrees)."""
@@ -63,7 +69,24 @@ def smp_encoder_mixin() -> type:
     return importlib.import_module("segmentation_models_pytorch.encoders._base").EncoderMixin
 
 
-@lru_cache(maxsize=1)
 def _timm_features() -> Any:
+    # torch.compile / torch.export trace this on every forward_intermediates call: once checked (or while
+    # compiling: the check belongs to eager use), the module comes from sys.modules without import machinery
+    if not _timm_checked and not _compiling():
+        _check_timm()
+    features = sys.modules.get("timm.models._features")
+    return features if features is not None else importlib.import_module("timm.models._features")
+
+
+_timm_checked = False
+
+
+def _check_timm() -> None:
+    global _timm_checked
     check_version("timm", TIMM_TESTED)
-    return importlib.import_module("timm.models._features")
+    _timm_checked = True
+
+
+def _compiling() -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
