@@ -49,6 +49,8 @@ def _keywords(f: dataclasses.Field, typ: Any, suppress: bool) -> dict[str, Any]:
     kw["default"] = argparse.SUPPRESS if suppress else default
     if typ is bool:
         kw["action"] = meta.get("action", argparse.BooleanOptionalAction)
+        if kw["action"] == "store_true":  # a plain flag: off unless given
+            kw["help"] = text
         return kw
     if typing.get_origin(typ) is tuple:
         kw["nargs"], typ = len(typing.get_args(typ)), typing.get_args(typ)[0]
