@@ -165,7 +165,7 @@ def test_quick_benchmark_writes_every_field(tmp_path, capsys):
     groups = {r["group"] for r in report["results"]}
     assert groups == {"backbone", "segmenter", "distill"}
     for r in report["results"]:
-        expected = {"backbone": {"ours", "timm", "research"}}.get(r["group"], {"ours", "research"})
+        expected = {"ours", "research"} if r["group"] == "distill" else {"ours", "timm", "research"}
         assert set(r["variants"]) == expected and r["params_m"] > 0
         for name, v in r["variants"].items():
             assert v["gflops"] > 0 and v["latency_ms"] > 0 and v["throughput_img_per_s"] > 0
@@ -173,10 +173,12 @@ def test_quick_benchmark_writes_every_field(tmp_path, capsys):
             assert (name == "ours") != ("ours_speedup" in v)
         checks = r["checks"]
         for key, value in checks.items():
+            # timm resamples the position table with antialiasing off the stored grid (the segmenter's 48 x 80)
+            resampled = r["group"] == "segmenter" and key.endswith("_timm")
             if key.startswith(("max_abs_diff", "loss_abs_diff")):
-                assert value < 1e-4, (r["name"], key, value)
+                assert value < (1e-2 if resampled else 1e-4), (r["name"], key, value)
             if key.startswith("mask_agreement"):
-                assert value == 1.0
+                assert value >= (0.99 if resampled else 1.0), (r["name"], key, value)
     assert "ours speed-up" in printed and "| case | variant |" in printed
     assert format_table(report).count("\n") > len(report["results"])
     assert format_markdown(report).count("\n") == 1 + sum(len(r["variants"]) for r in report["results"])
@@ -234,3 +236,35 @@ def test_student_training_memory_is_below_the_plain_mlp(monkeypatch):
     plain = held(lambda: model.forward_features(x).sum())
     # three GELU outputs no longer kept, less the one transient GELU output of the last block's forward
     assert plain - ours >= 2 * hidden
+
+
+@pytest.mark.slow
+def test_quick_benchmark_measures_runtime_paths_and_their_accuracy(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+    from unip_hub.hub.segmenters import create_segmenter
+
+    torch.manual_seed(0)
+    seg = create_segmenter("unip_vit_tiny", num_classes=7, aux=False, img_size=64, **TINY).eval()
+    ckpt = tmp_path / "seg.pth"
+    save_segmenter_checkpoint(seg, ckpt)
+    out = tmp_path / "bench.json"
+    argv = ["benchmark", "--quick", "--groups", "backbone", "segmenter", "--modes", "whole", "--no-memory",
+            "--runtime", "torch", "onnxruntime", "--precision", "fp32", "int8", "--cache-dir", str(tmp_path / "c"),
+            "--accuracy-model", str(ckpt), "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    for r in report["results"]:
+        assert {"ours", "timm", "ort-fp32", "ort-int8", "timm-ort"} <= set(r["variants"]), r["name"]
+        for name, v in r["variants"].items():
+            assert v["gflops"] > 0 and v["latency_ms"] > 0
+            assert (name == "timm") != ("speedup_vs_timm" in v)
+        assert r["variants"]["ort-fp32"]["gflops"] == r["variants"]["ours"]["gflops"]  # same computation
+        assert r["checks"]["max_abs_diff_ort-fp32"] < 1e-4
+        assert r["checks"]["max_abs_diff_ort-int8"] > 0
+    acc = report["accuracy"]["paths"]
+    assert set(acc) == {"onnxruntime-fp32/whole", "onnxruntime-int8/whole"}
+    assert acc["onnxruntime-fp32/whole"]["mask_agreement"] == pytest.approx(1.0, abs=1e-3)
+    assert {"mIoU", "mIoU_reference", "mIoU_drop_points"} <= set(acc["onnxruntime-int8/whole"])
+    printed = capsys.readouterr().out
+    assert "vs timm" in printed and "accuracy vs fp32 torch" in printed

@@ -36,3 +36,8 @@ INPUT_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".npy")
 
 INPUT_SCALING = f"percentile {LOW_PERCENTILE:g}/{HIGH_PERCENTILE:g}"
 """The default input-scaling spec (:class:`unip_hub.data.scaling.InputScaling`), stored in segmenter checkpoints."""
+
+RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
+"""Deployment runtimes (:func:`unip_hub.runtime.load_runtime`): torch eager, ONNX Runtime on the exported graph."""
+PRECISIONS: tuple[str, ...] = ("fp32", "int8", "bf16", "fp16")
+"""Precisions: fp32 everywhere, int8 under ONNX Runtime, bf16 / fp16 (GPU) under torch autocast."""

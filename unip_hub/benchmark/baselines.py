@@ -162,3 +162,35 @@ def research_segmenter_slide(seg: nn.Module, x: torch.Tensor, crop: int = 512, s
             preds += F.pad(logits, (x1, w - x2, y1, h - y2))
             count[:, :, y1:y2, x1:x2] += 1
     return preds / count
+
+
+# ---------------------------------------------------------------------------------------------- timm segmenter
+class TimmSegmenter(nn.Module):
+    """The segmenter with timm's ViT as its backbone (same weights): timm ``forward_intermediates`` of the blocks
+    ``seg.layers`` (before the final norm, NCHW) -> our neck and decode head -> bilinear resize, as mmseg does.
+
+    timm resamples the position table with antialiasing at grids other than the stored one, so away from that
+    grid its logits differ a little from ours; at the stored grid they agree to float rounding.
+    """
+
+    def __init__(self, seg: nn.Module) -> None:
+        super().__init__()
+        self.vit = timm_vit(seg.backbone)
+        self.neck, self.decode_head = seg.neck, seg.decode_head
+        self.layers, self.patch_size, self.align_corners = list(seg.layers), seg.patch_size, seg.align_corners
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        p = self.patch_size
+        xp = F.pad(x, (0, -w % p, 0, -h % p))
+        maps = self.vit.forward_intermediates(xp, indices=self.layers, norm=False, output_fmt="NCHW",
+                                              intermediates_only=True)  # [(B, C, H/16, W/16)]
+        feats = maps if self.neck is None else self.neck(list(maps))
+        logits = self.decode_head(list(feats))  # (B, K, H/4, W/4)
+        logits = F.interpolate(logits, size=xp.shape[-2:], mode="bilinear", align_corners=self.align_corners)
+        return logits[:, :, :h, :w]
+
+
+def timm_segmenter(seg: nn.Module) -> nn.Module:
+    """:class:`TimmSegmenter` of ``seg`` in eval mode."""
+    return TimmSegmenter(seg).eval()

@@ -1,8 +1,9 @@
 """The benchmark cases: a backbone forward, a segmenter (whole / slide) forward, one NMI-HAD training step.
 
 A :class:`Case` holds zero-argument callables, one per variant, all on the same weights and inputs: ``ours`` (the
-package's code path with its fast paths) and the baselines (``timm``, ``research``) of
-:mod:`unip_hub.benchmark.baselines`, passed in as ``baselines``. ``check`` compares the outputs of the variants.
+package's code path with its fast paths), the baselines (``timm``, ``research``) of
+:mod:`unip_hub.benchmark.baselines`, passed in as ``baselines``, and the runtime variants (``ort-fp32``,
+``ort-int8``, ``timm-ort``, ...: :mod:`unip_hub.benchmark.runtimes`). ``check`` compares the outputs with ours.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from unip_hub.benchmark.runtimes import TokensOf, runtime_fns, timm_ort_fn
 from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
+from unip_hub.models.slide import slide_logits
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -49,8 +52,10 @@ class Case:
 class Settings:
     """How the cases run: device, dtype (``torch.autocast`` for bf16/fp16), ``torch.compile``, and tiny models.
 
-    ``compile`` compiles every inference variant with :func:`unip_hub.inference.compile_for_inference` (weights
-    frozen into the graph), ``max_autotune`` with autotuned matmuls too.
+    ``compile`` compiles every torch inference variant with :func:`unip_hub.inference.compile_for_inference`
+    (weights frozen into the graph), ``max_autotune`` with autotuned matmuls too. ``runtime_pairs`` are the
+    (runtime, precision) variants besides ours (:mod:`unip_hub.benchmark.runtimes`); ``onnxruntime`` adds timm
+    under ONNX Runtime; ``cache_dir`` holds their built graphs.
     """
 
     device: str = "cpu"
@@ -58,6 +63,9 @@ class Settings:
     compile: bool = False
     quick: bool = False
     max_autotune: bool = False
+    runtime_pairs: tuple[tuple[str, str], ...] = ()
+    onnxruntime: bool = False
+    cache_dir: str | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
@@ -93,9 +101,25 @@ def _inference(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, settings: Set
     return call
 
 
-def inference_variants(fns: dict[str, TensorFn], x: torch.Tensor, settings: Settings) -> dict[str, Callable[[], Any]]:
-    """Zero-argument calls of every ``fns`` entry on ``x`` (``ours`` with our fast path, see :func:`_inference`)."""
-    return {name: _inference(fn, x, settings, ours=name == "ours") for name, fn in fns.items()}
+def _runtime_call(fn: TensorFn, x: torch.Tensor) -> Callable[[], Any]:
+    """A runtime variant's call: no autocast, no compile; FLOPs are those of ``ours`` (the same computation), peak
+    memory is not measured (ONNX Runtime allocates outside PyTorch)."""
+
+    def call() -> Any:
+        with torch.no_grad():
+            return fn(x)
+
+    call.flops_as = "ours"  # type: ignore[attr-defined]
+    call.torch_memory = False  # type: ignore[attr-defined]
+    return call
+
+
+def inference_variants(fns: dict[str, TensorFn], x: torch.Tensor, settings: Settings,
+                       runtime: dict[str, TensorFn] | None = None) -> dict[str, Callable[[], Any]]:
+    """Zero-argument calls of every ``fns`` entry on ``x`` (``ours`` with our fast path, see :func:`_inference`),
+    then of every ``runtime`` entry (:func:`_runtime_call`)."""
+    calls = {name: _inference(fn, x, settings, ours=name == "ours") for name, fn in fns.items()}
+    return calls | {name: _runtime_call(fn, x) for name, fn in (runtime or {}).items()}
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -133,11 +157,16 @@ def backbone_case(arch: str, size: int, batch: int, settings: Settings, baseline
 
     torch.manual_seed(0)
     model = build_vit(arch, img_size=size, **overrides).eval().to(settings.device)
+    x = _images(batch, (size, size), settings)
     fns: dict[str, TensorFn] = {"ours": model.forward_features}
+    runtime = runtime_fns(model, settings.runtime_pairs, settings.cache_dir, settings.device)
     if baselines is not None:
-        fns["timm"] = baselines.timm_vit(model).to(settings.device).forward_features
+        timm = baselines.timm_vit(model).to(settings.device)
+        fns["timm"] = timm.forward_features
         fns["research"] = lambda t: baselines.research_forward_features(model, t)
-    variants = inference_variants(fns, _images(batch, (size, size), settings), settings)
+        if settings.onnxruntime:
+            runtime["timm-ort"] = timm_ort_fn(TokensOf(timm), x, settings.cache_dir)
+    variants = inference_variants(fns, x, settings, runtime)
     return Case(f"backbone/{arch}@{size}", "backbone", batch, _params(model), variants,
                 output_check(variants, masks=False), {"arch": arch, "size": [size, size]})
 
@@ -174,12 +203,28 @@ def segmenter_case(arch: str, mode: str, hw: tuple[int, int], batch: int, settin
     seg = seg.eval().to(settings.device)
     if batch_windows is None:
         batch_windows = 8 if torch.device(settings.device).type == "cuda" else 1
+    x = _images(batch, hw, settings)
     fns = _segmenter_fns(seg, mode, crop, stride, batch_windows, baselines)
-    variants = inference_variants(fns, _images(batch, hw, settings), settings)
+    whole = runtime_fns(seg, settings.runtime_pairs, settings.cache_dir, settings.device)
+    if baselines is not None:
+        timm = baselines.timm_segmenter(seg).to(settings.device)
+        fns["timm"] = _as_mode(timm, seg.num_classes, mode, crop, stride, batch_windows)
+        if settings.onnxruntime:
+            shape = x[:, :, :crop, :crop] if mode == "slide" else x  # the windows' shape, or the image's
+            whole["timm-ort"] = timm_ort_fn(timm, shape, settings.cache_dir)
+    runtime = {name: _as_mode(fn, seg.num_classes, mode, crop, stride, batch_windows) for name, fn in whole.items()}
+    variants = inference_variants(fns, x, settings, runtime)
     meta = {"arch": arch, "mode": mode, "size": list(hw), "crop": crop, "stride": stride,
             "batch_windows": batch_windows if mode == "slide" else None, "num_classes": num_classes}
     return Case(f"segmenter/{arch}/{mode}@{hw[0]}x{hw[1]}", "segmenter", batch, _params(seg), variants,
                 output_check(variants, masks=True), meta)
+
+
+def _as_mode(fn: TensorFn, num_classes: int, mode: str, crop: int, stride: int, batch_windows: int) -> TensorFn:
+    """A whole-image logits call, or the same call run over sliding windows."""
+    if mode == "whole":
+        return fn
+    return lambda t: slide_logits(fn, t, num_classes, crop, stride, batch_windows)
 
 
 # ----------------------------------------------------------------------------------------------------- distillation

@@ -8,9 +8,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from unip_hub.constants import PRECISIONS, RUNTIMES
+
 GROUPS = ("backbone", "segmenter", "distill")
 ARCHS = ("unip_vit_tiny", "unip_vit_small", "unip_vit_base", "unip_vit_large")
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
+SEGMENTER_SIZES = ((512, 512), (480, 640))
+MODES = ("whole", "slide")
 
 
 @dataclass
@@ -31,6 +35,15 @@ class BenchConfig:
         quick: Tiny models, one round, no warm-up: checks that everything runs (the figures mean nothing).
         baselines: Path of a baselines module to use instead of :mod:`unip_hub.benchmark.baselines`.
         memory: Measure peak memory (one extra profiled call per variant).
+        runtimes: ``torch`` and/or ``onnxruntime``; every existing (runtime, precision) pair besides torch fp32
+            (= ``ours``) becomes a variant, and ``onnxruntime`` adds timm under ONNX Runtime (``timm-ort``).
+        precisions: ``fp32``, ``int8`` (onnxruntime), ``bf16``, ``fp16`` (torch; fp16 on a GPU only).
+        cache_dir: Folder of the built ONNX graphs (default ``~/.cache/unip/runtime``).
+        segmenter_sizes: (H, W) of the segmenter cases.
+        modes: ``whole`` and/or ``slide`` for the segmenter cases.
+        accuracy_model: A trained segmenter checkpoint: also measure every runtime path's accuracy against fp32
+            torch on a labelled test set (:mod:`unip_hub.benchmark.accuracy`).
+        accuracy_data: That test set (``images/`` + ``labels/``); default: synthetic scenes.
     """
 
     groups: Sequence[str] = GROUPS
@@ -46,6 +59,13 @@ class BenchConfig:
     baselines: str | None = None
     memory: bool = True
     max_autotune: bool = False
+    runtimes: Sequence[str] = ("torch",)
+    precisions: Sequence[str] = ("fp32",)
+    cache_dir: str | None = None
+    segmenter_sizes: Sequence[tuple[int, int]] = SEGMENTER_SIZES
+    modes: Sequence[str] = MODES
+    accuracy_model: str | None = None
+    accuracy_data: str | None = None
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first setting that cannot run here."""
@@ -64,6 +84,14 @@ class BenchConfig:
             raise ValueError("fp16 autocast is a GPU setting; on the CPU use --dtype fp32 or bf16")
         if self.max_autotune and not self.compile:
             raise ValueError("max_autotune applies to compiled variants: pass --compile --max-autotune")
+        _choose("runtimes", self.runtimes, RUNTIMES)
+        _choose("precisions", self.precisions, PRECISIONS)
+        _choose("segmenter modes", self.modes, MODES)
+        if "onnxruntime" in self.runtimes:
+            import importlib.util
+
+            if importlib.util.find_spec("onnxruntime") is None:
+                raise ValueError("--runtime onnxruntime needs onnxruntime: pip install 'unip[export]'")
         if min(self.rounds, self.batch_224, self.batch_512) < 1 or self.warmup < 0:
             raise ValueError("rounds and batches must be >= 1 and warmup >= 0")
 

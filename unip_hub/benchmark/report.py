@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 _COLUMNS = ("case", "variant", "params M", "GFLOPs", "GFLOP/s", "% peak", "img/s", "latency ms", "peak MB",
-            "ours speed-up", "ours mem")
+            "ours speed-up", "ours mem", "vs timm")
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -13,7 +13,8 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
-    """One row per (case, variant); the last two columns compare ``ours`` with that baseline."""
+    """One row per (case, variant); ``ours speed-up`` / ``ours mem`` compare ours with that variant, ``vs timm`` is
+    that variant's speed relative to timm fp32 eager (> 1: faster than timm)."""
     rows = []
     for r in report["results"]:
         for name, v in r["variants"].items():
@@ -21,7 +22,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
                          _fmt(v["achieved_gflops_per_s"], ".1f"), _fmt(100 * v["fraction_of_peak"], ".0f"),
                          _fmt(v["throughput_img_per_s"], ".2f"), _fmt(v["latency_ms"], ".1f"),
                          _fmt(v["peak_memory_mb"], ".0f"), _fmt(v.get("ours_speedup"), ".2f"),
-                         _fmt(v.get("ours_memory_ratio"), ".2f")])
+                         _fmt(v.get("ours_memory_ratio"), ".2f"), _fmt(v.get("speedup_vs_timm"), ".2f")])
     return rows
 
 
@@ -45,7 +46,12 @@ def format_table(report: dict[str, Any]) -> str:
     head = (f"{m.get('gpu') or m.get('cpu_model')} | {m['device']} {m['dtype']} | torch {m['torch']} | "
             f"{m['torch_threads']} threads | matmul peak {_fmt(peak, '.1f')} GFLOP/s | load "
             f"{m.get('load_average_start', ['?'])[0]} -> {m.get('load_average_end', ['?'])[0]}")
-    return "\n".join([head, *lines, "checks (ours vs baselines):", *_checks(report)])
+    out = [head, *lines, "checks (ours vs baselines):", *_checks(report)]
+    if report.get("accuracy"):
+        from unip_hub.benchmark.accuracy import format_accuracy
+
+        out.append(format_accuracy(report["accuracy"]))
+    return "\n".join(out)
 
 
 def format_markdown(report: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ import torch
 
 from unip_hub.benchmark.cases import Case, Settings, backbone_case, distill_case, segmenter_case
 from unip_hub.benchmark.config import ARCHS, GROUPS, BenchConfig
-from unip_hub.benchmark.measure import DTYPES, MatmulPeak, count_flops, peak_memory_bytes, time_interleaved
+from unip_hub.benchmark.measure import DTYPES, MatmulPeak, Timings, count_flops, peak_memory_bytes, time_interleaved
 from unip_hub.utils.atomic import write_text_atomic
 
 __all__ = ["ARCHS", "GROUPS", "BenchConfig", "build_cases", "load_baselines", "measure_case", "run_benchmark"]
@@ -61,13 +61,13 @@ def _backbone_cases(cfg: BenchConfig, s: Settings, baselines: ModuleType) -> Ite
 
 def _segmenter_cases(cfg: BenchConfig, s: Settings, baselines: ModuleType) -> Iterable[Case]:
     if cfg.quick:  # a 64 px window sliding over 48 x 80
-        for mode in ("whole", "slide"):
+        for mode in cfg.modes:
             yield segmenter_case("unip_vit_tiny", mode, (48, 80), 1, s, baselines, crop=64, stride=43,
                                  num_classes=5, **_TINY)
         return
     for arch in cfg.archs:
-        for hw in ((512, 512), (480, 640)):
-            for mode in ("whole", "slide"):
+        for hw in cfg.segmenter_sizes:
+            for mode in cfg.modes:
                 yield segmenter_case(arch, mode, hw, cfg.batch_512, s, baselines)
 
 
@@ -83,34 +83,54 @@ _GROUP_CASES = {"backbone": _backbone_cases, "segmenter": _segmenter_cases, "dis
 
 def build_cases(cfg: BenchConfig, baselines: ModuleType) -> Iterable[Case]:
     """The cases of ``cfg``, built lazily one at a time (so only one set of models is in memory)."""
-    s = Settings(cfg.device, DTYPES[cfg.dtype], cfg.compile, cfg.quick, cfg.max_autotune)
+    from unip_hub.benchmark.runtimes import runtime_pairs
+
+    s = Settings(cfg.device, DTYPES[cfg.dtype], cfg.compile, cfg.quick, cfg.max_autotune,
+                 tuple(runtime_pairs(cfg.runtimes, cfg.precisions, cfg.device)), "onnxruntime" in cfg.runtimes,
+                 cfg.cache_dir)
     for group in GROUPS:
         if group in cfg.groups:
             yield from _GROUP_CASES[group](cfg, s, baselines)
 
 
+def _flops(case: Case) -> dict[str, int]:
+    """FLOPs per variant, counted on the eager call; runtime variants take ours (the same computation)."""
+    flops = {n: count_flops(getattr(fn, "eager", fn)) for n, fn in case.variants.items()
+             if not hasattr(fn, "flops_as")}
+    return flops | {n: flops[fn.flops_as] for n, fn in case.variants.items() if hasattr(fn, "flops_as")}
+
+
+def _variant_figures(case: Case, name: str, flops: int, timings: Timings, cfg: BenchConfig) -> dict[str, Any]:
+    fn = case.variants[name]
+    latency = timings.median(name)
+    measure_memory = cfg.memory and getattr(fn, "torch_memory", True)
+    figures = {
+        "gflops": flops / 1e9,
+        "achieved_gflops_per_s": flops / latency / 1e9,
+        "fraction_of_peak": timings.fraction_of_peak(name, flops),
+        "latency_ms": latency * 1e3,
+        "throughput_img_per_s": case.batch / latency,
+        "peak_memory_mb": peak_memory_bytes(fn, cfg.device) / 2**20 if measure_memory else None,
+        "latencies_ms": [t * 1e3 for t in timings.seconds[name]],
+    }
+    if "timm" in case.variants and name != "timm":
+        figures["speedup_vs_timm"] = timings.ratio("timm", name)
+    return figures
+
+
 def measure_case(case: Case, cfg: BenchConfig, peak: MatmulPeak) -> dict[str, Any]:
     """All figures of one case (see the module docstring)."""
     checks = case.check() if case.check is not None else {}
-    flops = {n: count_flops(getattr(fn, "eager", fn)) for n, fn in case.variants.items()}
+    flops = _flops(case)
     timings = time_interleaved(case.variants, cfg.device, rounds=1 if cfg.quick else cfg.rounds,
                                warmup=0 if cfg.quick else cfg.warmup, peak=peak)
-    variants = {}
-    for n, fn in case.variants.items():
-        latency = timings.median(n)
-        variants[n] = {
-            "gflops": flops[n] / 1e9,
-            "achieved_gflops_per_s": flops[n] / latency / 1e9,
-            "fraction_of_peak": timings.fraction_of_peak(n, flops[n]),
-            "latency_ms": latency * 1e3,
-            "throughput_img_per_s": case.batch / latency,
-            "peak_memory_mb": peak_memory_bytes(fn, cfg.device) / 2**20 if cfg.memory else None,
-            "latencies_ms": [t * 1e3 for t in timings.seconds[n]],
-        }
+    variants = {n: _variant_figures(case, n, flops[n], timings, cfg) for n in case.variants}
+    ours_mb = variants["ours"]["peak_memory_mb"]
+    for n, v in variants.items():
         if n != "ours":
-            variants[n]["ours_speedup"] = timings.ratio(n, "ours")
-            if cfg.memory and variants[n]["peak_memory_mb"]:
-                variants[n]["ours_memory_ratio"] = variants["ours"]["peak_memory_mb"] / variants[n]["peak_memory_mb"]
+            v["ours_speedup"] = timings.ratio(n, "ours")
+            if ours_mb and v["peak_memory_mb"]:
+                v["ours_memory_ratio"] = ours_mb / v["peak_memory_mb"]
     return {"name": case.name, "group": case.group, "batch": case.batch, "params_m": case.params / 1e6,
             "meta": case.meta, "checks": checks, "peak_gflops_per_s": timings.peak_gflops, "variants": variants}
 
@@ -131,6 +151,17 @@ def machine_info(cfg: BenchConfig) -> dict[str, Any]:
     if torch.device(cfg.device).type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(cfg.device)
     return info
+
+
+def _accuracy(cfg: BenchConfig) -> dict[str, Any] | None:
+    """The runtime accuracy section (``cfg.accuracy_model``), or ``None``."""
+    if cfg.accuracy_model is None:
+        return None
+    from unip_hub.benchmark.accuracy import runtime_accuracy
+    from unip_hub.benchmark.runtimes import runtime_pairs
+
+    pairs = runtime_pairs(cfg.runtimes, cfg.precisions, cfg.device)
+    return runtime_accuracy(cfg.accuracy_model, pairs, cfg.accuracy_data, cfg.cache_dir, modes=cfg.modes)
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
@@ -154,13 +185,14 @@ def run_benchmark(cfg: BenchConfig, out: str | os.PathLike | None = None, progre
             print(f"measuring {case.name} ...", file=sys.stderr, flush=True)
         results.append(measure_case(case, cfg, peak))
         del case
+    accuracy = _accuracy(cfg)
     if hasattr(os, "getloadavg"):
         info["load_average_end"] = list(os.getloadavg())
     peaks = [p for r in results for p in r["peak_gflops_per_s"]]
     report = {"machine": info, "config": {k: (list(v) if isinstance(v, tuple) else v)
                                           for k, v in vars(cfg).items()},
               "matmul_peak_gflops_per_s": sorted(peaks)[len(peaks) // 2] if peaks else None,
-              "baselines": baselines.__name__, "results": results}
+              "baselines": baselines.__name__, "results": results, "accuracy": accuracy}
     if progress:
         print(format_table(report))
     if markdown:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from unip_hub.benchmark.config import ARCHS, DTYPE_NAMES, GROUPS  # no torch: ``unip --help`` stays fast
+from unip_hub.benchmark.config import ARCHS, DTYPE_NAMES, GROUPS, MODES, SEGMENTER_SIZES  # no torch at import
+from unip_hub.cli.common import add_runtime_arguments
 
 
 def _last_heads(value: str) -> int | str:
@@ -23,7 +24,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     cfg = BenchConfig(groups=tuple(args.groups), archs=tuple(args.archs), device=args.device, dtype=args.dtype,
                       compile=args.compile, rounds=args.rounds, warmup=args.warmup, batch_224=args.batch_224,
                       batch_512=args.batch_512, quick=args.quick, baselines=args.baselines, memory=not args.no_memory,
-                      max_autotune=args.max_autotune)
+                      max_autotune=args.max_autotune, runtimes=tuple(args.runtime), precisions=tuple(args.precision),
+                      cache_dir=args.cache_dir, segmenter_sizes=tuple(tuple(hw) for hw in args.seg_size or ())
+                      or SEGMENTER_SIZES, modes=tuple(args.modes), accuracy_model=args.accuracy_model,
+                      accuracy_data=args.accuracy_data)
     run_benchmark(cfg, out=args.out, markdown=args.markdown)
     return 0
 
@@ -45,11 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Measures our backbones (224, 512), segmenters (whole/slide at 512 and 480x640) and one NMI-HAD "
                     "step against timm's ViT and a research-style eager implementation on identical weights and "
                     "inputs, interleaved in the same run; prints a table and writes JSON. Ratios are medians of "
-                    "per-round ratios; the fraction of peak divides by a matmul timed in the same round.")
+                    "per-round ratios; the fraction of peak divides by a matmul timed in the same round. With "
+                    "--runtime onnxruntime / --precision int8 bf16, every runtime path is measured too (ort-fp32, "
+                    "ort-int8, torch-bf16, and timm under ONNX Runtime), with a 'vs timm' column.")
     p.add_argument("--quick", action="store_true", help="tiny models, one round (checks that it runs)")
     p.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="what to measure")
     p.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS), help="backbone sizes")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32", help="autocast dtype (fp16: GPU)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile every inference variant with frozen weights (compile_for_inference)")
@@ -60,6 +65,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-512", type=int, default=1, help="batch at 512 and of the segmenters")
     p.add_argument("--baselines", default=None,
                    help="Python file with the functions of unip_hub.benchmark.baselines to compare against instead")
+    p.add_argument("--seg-size", type=int, nargs=2, action="append", metavar=("H", "W"),
+                   help="segmenter input size (repeatable; default 512 512 and 480 640)")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="segmenter modes")
+    p.add_argument("--accuracy-model", default=None, metavar="CKPT",
+                   help="a trained segmenter: also measure each runtime path's logit difference, mask agreement "
+                        "and mIoU against fp32 torch")
+    p.add_argument("--accuracy-data", default=None, metavar="DIR",
+                   help="labelled test set for --accuracy-model (images/ + labels/, e.g. unip demo's data/); "
+                        "default synthetic scenes")
+    add_runtime_arguments(p, several=True)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--markdown", action="store_true", help="also print the table in Markdown")
     p.add_argument("--out", default="unip-benchmark.json", help="JSON output (default unip-benchmark.json)")

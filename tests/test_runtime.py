@@ -1,0 +1,195 @@
+"""Runtimes behind one switch (torch / ONNX Runtime, fp32 / int8): outputs, cache, refusal, accuracy report.
+
+Tiny segmenters and few calibration frames; no timing assertions (speed is measured by ``unip benchmark``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from unip_hub.runtime import (
+    AccuracyError,
+    CalibrationSet,
+    compare_outputs,
+    load_runtime,
+    synthetic_calibration,
+    weights_sha256,
+)
+
+pytest.importorskip("onnxruntime")
+
+TINY_SEG = dict(img_size=64, embed_dim=64, depth=2, num_heads=2)
+
+
+def _segmenter(seed: int = 0):
+    from unip_hub.hub.segmenters import create_segmenter
+
+    torch.manual_seed(seed)
+    seg = create_segmenter("unip_vit_tiny", num_classes=7, aux=False, **TINY_SEG)  # the synthetic classes
+    with torch.no_grad():  # BatchNorm statistics away from the identity, so folding matters
+        for name, t in seg.state_dict().items():
+            if name.endswith("running_var"):
+                t.uniform_(0.5, 2.0)
+            elif name.endswith("running_mean"):
+                t.normal_(0, 0.5)
+    return seg.eval()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One tiny segmenter with its fp32 and int8 graphs built into a fresh cache folder."""
+    cache = tmp_path_factory.mktemp("runtime-cache")
+    seg = _segmenter()
+    calib = synthetic_calibration(seg, frames=2, size=(64, 80))
+    fp32 = load_runtime(seg, "onnxruntime", "fp32", cache_dir=cache)
+    int8 = load_runtime(seg, "onnxruntime", "int8", cache_dir=cache, calibration=calib, min_agreement=0.0)
+    return seg, calib, cache, fp32, int8
+
+
+def test_runtimes_compute_the_segmenters_logits(built):
+    seg, _, _, fp32, int8 = built
+    x = torch.randn(2, 3, 75, 101)  # batch and size the export never saw, not a multiple of 16
+    with torch.no_grad():
+        ref = seg(x)
+    torch.testing.assert_close(load_runtime(seg)(x), ref)  # torch fp32: the model itself
+    out = fp32(x)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
+    q = int8(x)
+    assert q.shape == ref.shape and torch.isfinite(q).all()
+    assert float((q - ref).abs().max()) < 1.0  # int8 is close, not equal
+    assert fp32.info.name == "onnxruntime-fp32" and int8.info.name == "onnxruntime-int8"
+
+
+def test_int8_keeps_first_and_last_conv_float_and_records_accuracy(built):
+    import onnx
+
+    _, calib, _, _, int8 = built
+    meta = json.loads(int8.info.path.with_suffix(".json").read_text())
+    graph = onnx.load(str(int8.info.path)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} & ops or "QLinearConv" in ops  # static convs
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops  # dynamic matmuls
+    kept = meta["int8"]["float_convs"]
+    float_convs = {n.name for n in graph.node if n.op_type == "Conv"}
+    assert len(kept) == 2 and set(kept) <= float_convs, "patch embedding and the logits conv stay float"
+    acc = int8.info.accuracy
+    assert acc == meta["accuracy"] and acc["frames"] == len(calib.frames)
+    assert 0.0 <= acc["mask_agreement"] <= 1.0 and acc["max_abs_diff"] > 0
+    assert {"mIoU", "mIoU_reference", "mIoU_drop_points"} <= set(acc)  # synthetic frames carry labels
+
+
+def test_cache_is_reused_and_keyed_by_the_weights(built):
+    seg, calib, cache, fp32, int8 = built
+    again = load_runtime(seg, "onnxruntime", "int8", cache_dir=cache, calibration=calib, min_agreement=0.0)
+    assert again.info.cached and again.info.path == int8.info.path
+    assert load_runtime(seg, "onnxruntime", "fp32", cache_dir=cache).info.path == fp32.info.path
+    assert fp32.info.path.name.startswith(weights_sha256(seg)[:16])
+    names = sorted(p.name for p in cache.iterdir())
+    assert len(names) == 4 and all(n.endswith((".onnx", ".json")) for n in names), names  # no temporaries left
+    changed = _segmenter(seed=1)
+    assert weights_sha256(changed) != weights_sha256(seg)
+
+
+@pytest.mark.slow
+def test_changed_weights_rebuild(built):
+    _, _, cache, fp32, _ = built
+    changed = _segmenter()
+    with torch.no_grad():
+        next(changed.decode_head.parameters()).add_(0.5)
+    rebuilt = load_runtime(changed, "onnxruntime", "fp32", cache_dir=cache)
+    assert not rebuilt.info.cached and rebuilt.info.path != fp32.info.path
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), changed(x), atol=1e-4, rtol=0)
+
+
+def test_low_agreement_is_refused_with_a_clear_message(built):
+    seg, calib, cache, _, int8 = built
+    with pytest.raises(AccuracyError, match=r"refusing it.*--min-agreement"):
+        load_runtime(seg, "onnxruntime", "int8", cache_dir=cache, calibration=calib, min_agreement=1.01)
+    # the build stays cached: a lower threshold loads it without building again
+    ok = load_runtime(seg, "onnxruntime", "int8", cache_dir=cache, calibration=calib,
+                      min_agreement=int8.info.accuracy["mask_agreement"])
+    assert ok.info.cached
+
+
+def test_bad_runtime_choices_are_refused():
+    seg = _segmenter()
+    with pytest.raises(ValueError, match="int8 runs under --runtime onnxruntime"):
+        load_runtime(seg, "torch", "int8")
+    with pytest.raises(ValueError, match="onnxruntime runtime runs fp32/int8"):
+        load_runtime(seg, "onnxruntime", "bf16")
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        load_runtime(seg, "tensorrt")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="fp16 is a GPU precision"):
+            load_runtime(seg, "torch", "fp16")
+
+
+def test_torch_bf16_runtime_returns_float32_logits():
+    seg = _segmenter()
+    x = torch.randn(1, 3, 64, 64)
+    out = load_runtime(seg, "torch", "bf16")(x)
+    with torch.no_grad():
+        ref = seg(x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert float((out.argmax(1) == ref.argmax(1)).float().mean()) > 0.9
+
+
+def test_compare_outputs_reports_agreement_and_miou():
+    frames = [torch.randn(1, 3, 8, 8) for _ in range(2)]
+    logits = {id(f): torch.randn(1, 3, 8, 8) for f in frames}
+    labels = [logits[id(f)].argmax(1)[0].numpy() for f in frames]  # the reference is right everywhere
+
+    def ref(x):
+        return logits[id(x)]
+
+    def flipped(x):  # class 0 and 1 swapped
+        return logits[id(x)][:, [1, 0, 2]]
+
+    same = compare_outputs(ref, ref, frames, labels, 3)
+    assert same["max_abs_diff"] == 0 and same["mask_agreement"] == 1.0
+    assert same["mIoU"] == same["mIoU_reference"] == 1.0 and same["mIoU_drop_points"] == 0
+    worse = compare_outputs(ref, flipped, frames, labels, 3)
+    expected = np.mean([(lab == 2).mean() for lab in labels])
+    assert worse["mask_agreement"] == pytest.approx(expected)
+    assert worse["mIoU_drop_points"] > 0
+    assert "mIoU" not in compare_outputs(ref, ref, frames, labels, 2)  # labels outside the classes: no mIoU
+
+
+def test_file_calibration_reads_frames_and_refuses_empty_folders(tmp_path):
+    from PIL import Image
+
+    from unip_hub.runtime.calibration import calibration_set
+
+    seg = _segmenter()
+    for i in range(3):
+        Image.fromarray((np.arange(48 * 64).reshape(48, 64) * (i + 1) % 256).astype(np.uint8)).save(
+            tmp_path / f"f{i}.png")
+    calib = calibration_set(seg, tmp_path)
+    assert isinstance(calib, CalibrationSet) and len(calib.frames) == 3 and calib.labels is None
+    assert calib.frames[0].shape == (1, 3, 48, 64) and calib.digest
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no calibration images"):
+        calibration_set(seg, empty)
+
+
+def test_backbone_runtime_returns_tokens(tmp_path):
+    from unip_hub.models.vit import UnipViT
+
+    torch.manual_seed(0)
+    vit = UnipViT(embed_dim=64, depth=2, num_heads=2, img_size=64).eval()
+    x = torch.randn(2, 3, 48, 80)
+    with torch.no_grad():
+        ref = vit.forward_features(x)
+    torch.testing.assert_close(load_runtime(vit)(x), ref)
+    rt = load_runtime(vit, "onnxruntime", "int8", cache_dir=tmp_path)  # dynamic matmuls only: no refusal
+    out = rt(x)
+    assert out.shape == ref.shape and float((out - ref).abs().max()) < 0.5
+    assert "mask_agreement" not in rt.info.accuracy and rt.info.accuracy["max_abs_diff"] > 0
