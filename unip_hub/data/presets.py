@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["DATASETS", "PRESETS", "DatasetPreset"]
+__all__ = ["DATASETS", "PRESETS", "DatasetPreset", "get_preset"]
 
 
 class DatasetPreset(NamedTuple):
@@ -30,3 +30,14 @@ PRESETS: dict[str, DatasetPreset] = {
 
 DATASETS: tuple[str, ...] = tuple(PRESETS)
 """The dataset names ``unip finetune --dataset`` and ``unip eval --dataset`` accept."""
+
+
+def get_preset(dataset: str) -> DatasetPreset:
+    """The preset of ``dataset``.
+
+    Raises:
+        ValueError: ``dataset`` is not one of :data:`DATASETS` (the message lists them).
+    """
+    if dataset not in PRESETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    return PRESETS[dataset]

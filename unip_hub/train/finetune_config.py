@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unip_hub.constants import PATCH_SIZE, SLIDE_CROP
-from unip_hub.data.presets import DATASETS, PRESETS
+from unip_hub.data.presets import DATASETS, get_preset
 
 if TYPE_CHECKING:
     from torch import nn
@@ -82,11 +82,9 @@ class FinetuneConfig:
 
     def resolved(self) -> FinetuneConfig:
         """A copy with the preset iterations / warm-up, head, scale, strides and eval interval filled in."""
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.dataset not in ("synthetic",) and not self.data_root:
+        preset = get_preset(self.dataset)
+        if self.dataset != "synthetic" and not self.data_root:
             raise ValueError(f"--data-root is required for dataset {self.dataset!r}")
-        preset = PRESETS[self.dataset]
         c = FinetuneConfig(**asdict(self))
         c.iterations = c.iterations if c.iterations is not None else preset.iterations
         c.warmup = c.warmup if c.warmup is not None else min(preset.warmup, c.iterations // 10 if self.iterations
