@@ -73,11 +73,11 @@ def _record_from_config(config: Mapping[str, Any] | None) -> DistillationRecord 
 
 def _record_from_name(name: str) -> DistillationRecord | None:
     m = _TEACHER_IN_NAME.search(name)
-    spec = ARCHS.get(f"unip_vit_{m.group(2).lower()}") if m else None
-    if spec is None:
+    if m is None:
         return None
-    return DistillationRecord(spec.num_heads, f"{m.group(1).lower()} vit_{m.group(2).lower()}", None, None,
-                              "file name")
+    teacher = f"{m.group(1).lower()} vit_{m.group(2).lower()}"  # e.g. "dino vit_base"
+    heads = _teacher_heads(teacher)
+    return DistillationRecord(heads, teacher, None, None, "file name") if heads else None
 
 
 def distillation_of(source: ResolvedWeights, obj: Mapping[str, Any] | None = None) -> DistillationRecord | None:
