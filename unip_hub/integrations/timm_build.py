@@ -95,16 +95,24 @@ def _features(model: UnipViT, mode: str, out_indices: Any) -> nn.Module:
     if mode not in FEATURE_MODES:
         raise ValueError(f"feature_mode must be one of {FEATURE_MODES}, got {mode!r}")
     c = model.embed_dim
-    if mode == "blocks":
-        model.feature_info = [dict(num_chs=c, reduction=model.patch_size, module=f"blocks.{i}")
-                              for i in range(model.depth)]
-        idx = default_layers(model.depth, "linear", "multi") if out_indices is None else out_indices
+    if mode == "blocks":  # the ViT's own feature_info (one entry per block) through timm's getter
+        idx = out_indices if out_indices is not None else _default_blocks(model.depth)
         return timm_feature_getter_net()(model, out_indices=idx, output_fmt="NCHW")
     neck = "last" if mode == "llfpn" else "multi"
     layers = default_layers(model.depth, "upernet", neck)
     model.prune_intermediate_layers(layers, prune_norm=True, prune_head=True)  # the pyramid never uses them
     fpn = LastLayerFPN(c) if neck == "last" else MultiLayerFPN(c)
     return UnipFeaturePyramid(model, fpn, layers, (0, 1, 2, 3) if out_indices is None else out_indices)
+
+
+def _default_blocks(depth: int) -> list[int] | int:
+    """The segmenters' multi-layer blocks ([3, 5, 7, 11] / ViT-L [7, 11, 15, 23]); other depths: the last 4."""
+    from unip_hub.hub.segmenters import default_layers
+
+    try:
+        return default_layers(depth, "linear", "multi")
+    except ValueError:
+        return min(4, depth)
 
 
 def _vit_kwargs(arch: str, entry: WeightsEntry | None, source: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +126,16 @@ def _vit_kwargs(arch: str, entry: WeightsEntry | None, source: Any, kwargs: dict
     return kwargs
 
 
+def _feature_mode(kwargs: dict[str, Any]) -> str:
+    """``feature_mode``, or timm's ``feature_cls="getter"`` (``forward_intermediates`` maps) as ``"blocks"``."""
+    cls = kwargs.pop("feature_cls", None) or (kwargs.pop("feature_cfg", None) or {}).get("feature_cls")
+    mode = kwargs.pop("feature_mode", None)
+    if cls not in (None, "getter"):
+        raise ValueError(f"feature_cls={cls!r} is not supported by UNIP models: use 'getter' (block outputs) or "
+                         f"feature_mode={FEATURE_MODES}")
+    return mode or ("blocks" if cls == "getter" else "llfpn")
+
+
 def create(variant: str, arch: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Builds the timm model ``variant`` (of package architecture ``arch``); timm's ``create_model`` options."""
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.pop("pretrained_cfg", None),
@@ -125,7 +143,7 @@ def create(variant: str, arch: str, pretrained: bool = False, **kwargs: Any) -> 
     cache_dir = kwargs.pop("cache_dir", None)
     features_only = kwargs.pop("features_only", False)
     out_indices = kwargs.pop("out_indices", None)
-    mode = kwargs.pop("feature_mode", "llfpn")
+    mode = _feature_mode(kwargs)
     entry = get_weights_entry(arch, cfg["tag"]) if cfg.get("tag") else None
     source = _weights_source(arch, cfg, entry, cache_dir) if pretrained and not cfg.get("state_dict") else None
     model = build_model_with_cfg(UnipViT, variant, pretrained=False, pretrained_cfg=cfg,

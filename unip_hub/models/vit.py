@@ -6,8 +6,8 @@ teachers of NMI-HAD. The class does no I/O: building with weights is done by :mo
 ``save_pretrained`` / ``from_pretrained`` come from :class:`unip_hub.checkpoints.hf_mixin.UnipHubMixin`.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations` here: torch.fx writes forward's annotations into the code of a traced
+# graph, and TorchScript must be able to read them back (real types, not strings)
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +18,10 @@ from torch.utils.checkpoint import checkpoint
 from unip_hub.checkpoints.hf_mixin import UnipHubMixin
 from unip_hub.compat import feature_take_indices
 from unip_hub.layers import Block, PatchEmbed, resize_pos_embed, sincos_pos_embed_2d
+
+# torch.fx records the position-table lookup as one call (its grid is symbolic while tracing, the fixed table a
+# buffer) and runs it at run time, so traced graphs equal eager at every input size
+torch.fx.wrap("resize_pos_embed")
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class UnipViT(nn.Module, UnipHubMixin):
             raise ValueError(f"img_size {hw} must be a multiple of patch_size {patch_size}")
         self.patch_size = patch_size
         self.in_chans = in_chans
-        self.embed_dim = self.num_features = embed_dim
+        self.embed_dim = self.num_features = self.head_hidden_size = embed_dim  # timm's names of the widths
         self.num_heads = num_heads
         self.last_heads = last_heads or num_heads
         self.distilled_last_heads = distilled_last_heads
@@ -101,7 +105,11 @@ class UnipViT(nn.Module, UnipHubMixin):
 
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(sincos_pos_embed_2d(embed_dim, self.pos_grid), requires_grad=pos_embed_trainable)
+        pos = sincos_pos_embed_2d(embed_dim, self.pos_grid)  # (1, 1 + N, C)
+        if pos_embed_trainable:
+            self.pos_embed = nn.Parameter(pos)
+        else:  # a fixed table is state, not a parameter: every parameter gets a gradient (timm's contract)
+            self.register_buffer("pos_embed", pos)
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
         heads = [num_heads] * (depth - 1) + [self.last_heads]
         self.blocks = nn.ModuleList(
@@ -109,6 +117,7 @@ class UnipViT(nn.Module, UnipHubMixin):
             for h, r in zip(heads, rates)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.feature_info = [dict(num_chs=embed_dim, reduction=patch_size, module=f"blocks.{i}") for i in range(depth)]
         self.num_classes = num_classes
         self.global_pool = "token"  # timm's name for classifying the class token
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
