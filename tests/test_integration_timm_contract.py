@@ -102,17 +102,21 @@ def test_model_default_cfgs(name):
 
 
 @pytest.fixture(scope="module")
-def released_dir(tmp_path_factory, request):
-    """``UNIP_WEIGHTS_DIR`` holding every released file name, in the research layout, at its real size."""
+def released_dir(tmp_path_factory):
+    """``UNIP_WEIGHTS_DIR`` for the released file names (written on demand by :func:`_release`)."""
+    return tmp_path_factory.mktemp("released")
+
+
+def _release(folder, name: str) -> None:
+    """Writes the released file of ``name`` (``arch_patch16_224.tag``) in the research layout, at its real size."""
     from unip_hub.models.vit import build_vit
 
-    folder = tmp_path_factory.mktemp("released")
-    for name in unip_hub.list_weights():
-        entry = unip_hub.get_weights_entry(*name.split("."))
+    arch, tag = name.replace("_patch16_224", "").split(".")
+    entry = unip_hub.get_weights_entry(arch, tag)
+    if not (folder / entry.filename).is_file():
         vit = build_vit(entry.arch, last_heads=entry.last_heads)
         args = argparse.Namespace(model=entry.arch, last_heads=entry.last_heads, teacher_model=entry.teacher)
         torch.save({"model": vit.state_dict(), "args": args}, folder / entry.filename)
-    return folder
 
 
 def _slow_unless_tiny(names: list[str]) -> list:
@@ -121,6 +125,7 @@ def _slow_unless_tiny(names: list[str]) -> list:
 
 @pytest.mark.parametrize("name", _slow_unless_tiny(PRETRAINED))
 def test_model_load_pretrained(name, released_dir, monkeypatch):
+    _release(released_dir, name)
     monkeypatch.setenv("UNIP_WEIGHTS_DIR", str(released_dir))
     m5 = timm.create_model(name, pretrained=True, in_chans=1, num_classes=5)
     m0 = timm.create_model(name, pretrained=True, in_chans=1, num_classes=0)
@@ -130,6 +135,7 @@ def test_model_load_pretrained(name, released_dir, monkeypatch):
 
 @pytest.mark.parametrize("name", _slow_unless_tiny(PRETRAINED))
 def test_model_features_pretrained(name, released_dir, monkeypatch):
+    _release(released_dir, name)
     monkeypatch.setenv("UNIP_WEIGHTS_DIR", str(released_dir))
     model = timm.create_model(name, pretrained=True, features_only=True)
     assert model.feature_info.reduction() == [4, 8, 16, 32]
