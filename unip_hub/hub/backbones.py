@@ -68,7 +68,8 @@ def _record_from_config(config: Mapping[str, Any] | None) -> DistillationRecord 
         known, source = cfg["distillation"], cfg["distillation"].get("source", "config.json")
     else:  # a registry entry's fields, or nothing
         known, source = cfg, "registry" if "teacher" in cfg else "config.json"
-    return DistillationRecord(heads, known.get("teacher"), known.get("teacher_layer"), known.get("student"), source)
+    student = known.get("student") or known.get("arch")
+    return DistillationRecord(heads, known.get("teacher"), known.get("teacher_layer"), student, source)
 
 
 def _record_from_name(name: str) -> DistillationRecord | None:
