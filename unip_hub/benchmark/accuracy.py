@@ -72,7 +72,8 @@ def runtime_accuracy(checkpoint: str | os.PathLike, pairs: Sequence[tuple[str, s
     reference = _modes(load_runtime(seg), seg, modes)
     paths: dict[str, Any] = {}
     for runtime, precision in pairs:
-        run = load_runtime(seg, runtime, precision, cache_dir=cache_dir, min_agreement=0.0, progress=True)
+        run = load_runtime(seg, runtime, precision, cache_dir=cache_dir, checkpoint=checkpoint, min_agreement=0.0,
+                           progress=True)
         for mode, fn in _modes(run, seg, modes).items():
             report = compare_outputs(reference[mode], fn, images, labels, seg.num_classes)
             paths[f"{runtime}-{precision}/{mode}"] = report | {"calibration": run.info.accuracy or None}

@@ -184,6 +184,11 @@ def run_benchmark(cfg: BenchConfig, out: str | os.PathLike | None = None, progre
         if progress:
             print(f"measuring {case.name} ...", file=sys.stderr, flush=True)
         results.append(measure_case(case, cfg, peak))
+        if progress:  # each case's rows as soon as they exist (a long run shows its figures as it goes)
+            from unip_hub.benchmark.report import table_rows
+
+            for row in table_rows({"results": results[-1:]}):
+                print("  " + " | ".join(row), file=sys.stderr, flush=True)
         del case
     accuracy = _accuracy(cfg)
     if hasattr(os, "getloadavg"):
