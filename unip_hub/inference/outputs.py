@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from unip_hub.constants import INPUT_EXTENSIONS
+from unip_hub.inference.images import index_image, write_png_atomic
 from unip_hub.inference.render import colorize, overlay, palette_array
-from unip_hub.utils.atomic import atomic_path
 from unip_hub.utils.files import list_files
 
 KINDS = ("masks", "color", "overlay")
@@ -45,21 +45,6 @@ def list_inputs(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[st
     if len(set(names)) != len(names):
         raise ValueError("two inputs would write the same output file; pass them in separate runs")
     return [f for f, _ in found], names
-
-
-def write_png_atomic(array: np.ndarray, path: str | os.PathLike) -> Path:
-    """Saves an (H, W) uint8/uint16 or (H, W, 3) uint8 array as PNG atomically."""
-    from PIL import Image
-
-    image = Image.fromarray(array, "I;16") if array.dtype == np.uint16 else Image.fromarray(array)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-    return Path(path)
-
-
-def index_image(mask: np.ndarray, num_classes: int) -> np.ndarray:
-    """Class indices as an 8-bit (K <= 256) or 16-bit array ready for :func:`write_png_atomic`."""
-    return mask.astype(np.uint8 if num_classes <= 256 else np.uint16)
 
 
 def render(kind: str, gray: np.ndarray, mask: np.ndarray, colours: np.ndarray, num_classes: int,

@@ -41,7 +41,8 @@ def _ndimage() -> Any:
     try:
         from scipy import ndimage
     except ImportError as error:
-        raise ImportError("temperature statistics need scipy: pip install 'unip[thermal]'") from error
+        raise RuntimeError("temperature statistics need scipy: pip install 'unip[thermal]' (or pass --no-thermal)"
+                           ) from error
     return ndimage
 
 

@@ -77,8 +77,16 @@ def _video_error(path: Path, error: BaseException) -> ValueError:
                       "(a truncated download or an unfinished recording)")
 
 
+def _av() -> Any:
+    try:
+        import av
+    except ImportError as error:
+        raise RuntimeError("video needs PyAV: pip install 'unip[thermal]'") from error
+    return av
+
+
 def _decode(path: Path, calibration: Any) -> Iterator[Frame]:
-    import av
+    av = _av()
 
     try:
         container = av.open(str(path))
@@ -128,7 +136,7 @@ def read_video_frames(source: str | os.PathLike, calibration: Any = None) -> Ite
 def _video_fps(path: Path, default: float) -> float:
     if path.is_dir():
         return default
-    import av
+    av = _av()
 
     try:
         with av.open(str(path)) as container:
@@ -225,8 +233,7 @@ class _Encoder:
     """An H.264 (or ``codec``) stream of RGB frames; the size is fixed by the first frame (padded to even)."""
 
     def __init__(self, path: Path, fps: float, codec: str) -> None:
-        import av
-
+        av = _av()
         self.av, self.fps, self.codec = av, fps, codec
         self.container = av.open(str(path), "w")
         self.stream: Any = None
@@ -276,7 +283,7 @@ class _Sink:
         self.count = 0
 
     def __call__(self, item: tuple[Frame, np.ndarray, np.ndarray]) -> None:
-        from unip_hub.inference.outputs import index_image, write_png_atomic
+        from unip_hub.inference.images import index_image, write_png_atomic
         from unip_hub.inference.render import overlay, thermal_overlay
         from unip_hub.inference.stats import csv_rows, temperature_stats
 
