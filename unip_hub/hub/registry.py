@@ -48,6 +48,11 @@ class WeightsEntry:
         return f"{self.arch}.{self.tag}"
 
     @property
+    def hub_id(self) -> str:
+        """``repo`` or ``repo@revision`` (timm's pinning form) of the Hugging Face repository holding the file."""
+        return self.hf_repo + ("" if self.revision == "main" else f"@{self.revision}")
+
+    @property
     def url(self) -> str:
         return f"https://huggingface.co/{self.hf_repo}/resolve/{self.revision}/{self.filename}"
 

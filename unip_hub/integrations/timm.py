@@ -43,8 +43,7 @@ def _cfg(entry: Any = None) -> dict[str, Any]:
         license="apache-2.0", paper_name=_PAPER, paper_ids="arXiv:2502.02257", origin_url="https://github.com/casiatao/UNIP",
     )
     if entry is not None:
-        pin = "" if entry.revision == "main" else f"@{entry.revision}"  # timm's repo@revision pinning
-        cfg.update(hf_hub_id=entry.hf_repo + pin, hf_hub_filename=entry.filename, mean=tuple(entry.mean),
+        cfg.update(hf_hub_id=entry.hub_id, hf_hub_filename=entry.filename, mean=tuple(entry.mean),
                    std=tuple(entry.std), input_size=(3, entry.input_size, entry.input_size),
                    notes=(f"distilled from {entry.teacher} layer {entry.teacher_layer} of {entry.teacher_depth}",
                           f"the last block was distilled with {entry.last_heads} heads and its value/MLP path "

@@ -18,7 +18,6 @@ from unip_hub.checkpoints import backbone_state_dict, load_state_dict_strict
 from unip_hub.checkpoints import checkpoint_filter_fn as _adapt
 from unip_hub.compat import timm_feature_getter_net
 from unip_hub.hub.registry import WeightsEntry, get_weights_entry
-from unip_hub.integrations.timm import _cfg
 from unip_hub.models.pyramid import ViTPyramid
 from unip_hub.models.vit import ARCHS, UnipViT
 
@@ -46,7 +45,7 @@ def _weights_source(arch: str, cfg: dict[str, Any], entry: WeightsEntry | None, 
     if cfg.get("file"):
         return resolve_weights(arch, cfg["file"])
     hub_id, filename = cfg.get("hf_hub_id"), cfg.get("hf_hub_filename")
-    official = entry is not None and (hub_id, filename) == (_cfg(entry)["hf_hub_id"], entry.filename)
+    official = entry is not None and (hub_id, filename) == (entry.hub_id, entry.filename)
     if entry is not None and (official or not hub_id):
         return resolve_weights(arch, entry.tag)  # $UNIP_WEIGHTS_DIR > HF cache > download, pinned, sha256-checked
     if hub_id:
