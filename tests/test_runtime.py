@@ -193,3 +193,47 @@ def test_backbone_runtime_returns_tokens(tmp_path):
     out = rt(x)
     assert out.shape == ref.shape and float((out - ref).abs().max()) < 0.5
     assert "mask_agreement" not in rt.info.accuracy and rt.info.accuracy["max_abs_diff"] > 0
+
+
+def test_predictor_runs_windows_through_the_runtime(built):
+    from unip_hub.inference import Predictor
+
+    seg, _, _, fp32, _ = built
+    calls = []
+
+    def counted(x):
+        calls.append(tuple(x.shape))
+        return fp32(x)
+
+    gray = (np.arange(70 * 90).reshape(70, 90) % 251).astype(np.uint8)
+    ours = Predictor(seg, runtime=counted).predict(gray, mode="slide", crop_size=64, stride=43)
+    ref = Predictor(seg).predict(gray, mode="slide", crop_size=64, stride=43)
+    assert calls and all(s[-2:] == (64, 64) for s in calls), "every window goes through the runtime"
+    assert float((ours == ref).float().mean()) == 1.0
+
+
+@pytest.mark.slow
+def test_segment_cli_runtime_switch_caches_next_to_the_checkpoint_and_refuses(tmp_path, capsys):
+    from PIL import Image
+
+    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+    from unip_hub.cli import main
+
+    seg = _segmenter()
+    ckpt = save_segmenter_checkpoint(seg, tmp_path / "m" / "seg.pth")
+    Image.fromarray((np.arange(60 * 80).reshape(60, 80) % 253).astype(np.uint8)).save(tmp_path / "f.png")
+    common = ["segment", str(tmp_path / "f.png"), "--model", str(ckpt), "--mode", "whole", "--skip", "color", "overlay",
+              "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "torch")]) == 0
+    assert main([*common, "--out", str(tmp_path / "ort"), "--runtime", "onnxruntime"]) == 0
+    a = np.array(Image.open(tmp_path / "torch" / "masks" / "f.png"))
+    b = np.array(Image.open(tmp_path / "ort" / "masks" / "f.png"))
+    assert a.shape == (60, 80) and (a == b).mean() == 1.0
+    assert any((tmp_path / "m" / ".unip-runtime").glob("*.onnx")), "the cache sits next to the checkpoint"
+    capsys.readouterr()
+    argv = [*common, "--out", str(tmp_path / "q"), "--runtime", "onnxruntime", "--precision", "int8",
+            "--min-agreement", "1.01"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "refusing it" in err and "--min-agreement" in err
+    assert not (tmp_path / "q" / "masks").exists(), "a refused model writes nothing"

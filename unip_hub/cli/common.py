@@ -12,7 +12,8 @@ from unip_hub.constants import PRECISIONS, RUNTIMES
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser, several: bool = False) -> None:
-    """Adds ``--device``, ``--runtime``, ``--precision``, ``--cache-dir``, ``--calibration``, ``--min-agreement``.
+    """Adds ``--device``, ``--runtime``, ``--precision``, ``--cache-dir``, ``--calibration-frames``,
+    ``--min-agreement``.
 
     Args:
         p: The subcommand's parser.
@@ -30,7 +31,7 @@ def add_runtime_arguments(p: argparse.ArgumentParser, several: bool = False) -> 
                    help="folder of the exported / quantised graphs (default: next to the checkpoint, else "
                         "~/.cache/unip/runtime)")
     if not several:
-        g.add_argument("--calibration", default=None, metavar="DIR",
+        g.add_argument("--calibration-frames", default=None, metavar="DIR",
                        help="int8: thermal frames to calibrate on and to check agreement on (default: synthetic "
                             "scenes)")
         g.add_argument("--min-agreement", type=float, default=0.99,
@@ -41,4 +42,4 @@ def add_runtime_arguments(p: argparse.ArgumentParser, several: bool = False) -> 
 def runtime_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keywords of :func:`unip_hub.runtime.load_runtime` from the parsed options of :func:`add_runtime_arguments`."""
     return {"runtime": args.runtime, "precision": args.precision, "cache_dir": args.cache_dir,
-            "calibration": args.calibration, "min_agreement": args.min_agreement, "device": args.device}
+            "calibration": args.calibration_frames, "min_agreement": args.min_agreement, "device": args.device}

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from unip_hub.cli.common import add_runtime_arguments, runtime_options
 from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
 
 KINDS = ("masks", "color", "overlay")
@@ -48,7 +49,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     settings, predictor_options, video = _settings(args)
     load = {"arch": args.arch, "num_classes": args.num_classes, "head": args.head, "neck": args.neck}
     model, records = segment_paths(
-        args.model, args.inputs, args.out, load, args.device, settings, predictor_options, video, mode=args.mode,
+        args.model, args.inputs, args.out, load, args.device, settings, predictor_options, video,
+        runtime_options(args), mode=args.mode,
         crop_size=args.crop_size, stride=args.stride, batch_windows=args.batch_windows,
         scale=tuple(args.scale) if args.scale else None)
     return _report(args, model, records)
@@ -110,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "size")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colour mask (default 0.5)")
     p.add_argument("--skip", nargs="*", choices=KINDS, help="outputs not to write")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_runtime_arguments(p)  # --device, --runtime, --precision, --cache-dir, --calibration-frames, --min-agreement
     p.add_argument("--json", action="store_true", help="print one JSON record per input")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_thermal_options(p)

@@ -204,8 +204,8 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
 
 def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                   load: dict[str, Any] | None = None, device: str = "cpu", settings: SegmentSettings | None = None,
-                  predictor_options: dict[str, Any] | None = None, video: Any = None, **options: Any
-                  ) -> tuple[Any, list[dict[str, Any]]]:
+                  predictor_options: dict[str, Any] | None = None, video: Any = None,
+                  runtime_options: dict[str, Any] | None = None, **options: Any) -> tuple[Any, list[dict[str, Any]]]:
     """``unip segment``: loads a segmenter checkpoint and runs :func:`segment_inputs`.
 
     Args:
@@ -218,6 +218,8 @@ def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathL
         settings: See :func:`segment_files`.
         predictor_options: Keywords of :class:`~unip_hub.inference.Predictor` (``scaling``, ``calibration``).
         video: :class:`~unip_hub.inference.video.VideoSettings`; given, folders are read as frame sequences.
+        runtime_options: Keywords of :func:`unip_hub.runtime.load_runtime` (``runtime``, ``precision``,
+            ``cache_dir``, ``calibration``, ``min_agreement``); the cache defaults to the checkpoint's folder.
         **options: :class:`~unip_hub.models.slide.InferenceOptions` fields.
 
     Returns:
@@ -229,5 +231,10 @@ def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathL
     from unip_hub.inference.predictor import Predictor
 
     model = load_segmenter(model_path, **{**(load or {}), "aux": False}).to(torch.device(device)).eval()
-    predictor = Predictor(model, **(predictor_options or {}))
+    runtime = None
+    if runtime_options and (runtime_options.get("runtime"), runtime_options.get("precision")) != ("torch", "fp32"):
+        from unip_hub.runtime import load_runtime
+
+        runtime = load_runtime(model, **runtime_options, checkpoint=model_path, progress=True)
+    predictor = Predictor(model, **(predictor_options or {}), runtime=runtime)
     return model, segment_inputs(model, inputs, out_dir, settings, predictor, video, **options)

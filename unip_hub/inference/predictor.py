@@ -39,11 +39,15 @@ class Predictor:
         scaling: How frames become 8-bit gray; by default the segmenter's own ``input_scaling`` (what it was
             trained with, from its checkpoint), else ``"percentile 0.5/99.5"``.
         calibration: How raw data becomes temperatures (units, counts calibration, FLIR object parameters).
+        runtime: What :meth:`forward` calls instead of the segmenter, e.g. ONNX Runtime int8 from
+            :func:`unip_hub.runtime.load_runtime`.
     """
 
     def __init__(self, segmenter: Any, device: str | torch.device | None = None,
-                 scaling: InputScaling | str | None = None, calibration: Calibration | None = None) -> None:
+                 scaling: InputScaling | str | None = None, calibration: Calibration | None = None,
+                 runtime: Any = None) -> None:
         self.segmenter = segmenter
+        self.runtime = runtime
         self.device = torch.device(device) if device is not None else next(segmenter.parameters()).device
         self.scaling = InputScaling.parse(scaling) if scaling is not None else \
             scaling_from_meta(getattr(segmenter, "input_scaling", None))
@@ -82,8 +86,8 @@ class Predictor:
         return normalize(gray, seg.mean, seg.std, seg.backbone.in_chans)[None].to(self.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The model call: normalised (n, C_in, h, w) -> logits (n, K, h, w). Replace it to use another runtime."""
-        return self.segmenter(x)
+        """The model call: normalised (n, C_in, h, w) -> logits (n, K, h, w), through ``runtime`` when given."""
+        return self.segmenter(x) if self.runtime is None else self.runtime(x)
 
     @torch.no_grad()
     def predict_logits(self, image: ImageLike, options: InferenceOptions | None = None, **kwargs: Any

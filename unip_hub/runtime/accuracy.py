@@ -67,4 +67,4 @@ def check_agreement(report: dict[str, Any], min_agreement: float, what: str) -> 
         raise AccuracyError(
             f"{what} agrees with fp32 torch on {100 * agreement:.2f} % of the pixels of {report['frames']} "
             f"calibration frame(s), below the required {100 * min_agreement:.2f} %; refusing it. Use precision "
-            "fp32, calibrate on frames like yours (--calibration DIR), or lower --min-agreement")
+            "fp32, calibrate on frames like yours (--calibration-frames DIR), or lower --min-agreement")
