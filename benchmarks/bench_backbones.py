@@ -1,4 +1,5 @@
-"""ViT backbones at 224 and 512: ours vs timm's VisionTransformer and a research-style eager ViT.
+"""ViT backbones at 224 and 512: ours vs timm's VisionTransformer and a research-style eager ViT (--runtime onnxruntime
+--precision fp32 int8: also ours and timm under ONNX Runtime, ours int8).
 
 Same weights and inputs for every variant, interleaved in one run; the matmul peak is timed in every round.
 
