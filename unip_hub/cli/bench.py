@@ -42,8 +42,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Adds ``unip benchmark`` and ``unip export``."""
+def _register_benchmark(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark", help="speed, FLOPs, fraction of matmul peak and memory against same-run baselines",
         description="Measures our backbones (224, 512), segmenters (whole/slide at 512 and 480x640) and one NMI-HAD "
@@ -80,6 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="unip-benchmark.json", help="JSON output (default unip-benchmark.json)")
     p.set_defaults(func=_cmd_benchmark)
 
+
+def _register_export(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser(
         "export", help="export a backbone or segmenter to ONNX / TorchScript / torch.export, verified",
         description="MODEL is an architecture (with --weights for a backbone, or --num-classes for an untrained "
@@ -105,3 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--atol", type=float, default=1e-4, help="largest accepted |exported - eager| (default 1e-4)")
     e.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     e.set_defaults(func=_cmd_export)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds ``unip benchmark`` and ``unip export``."""
+    _register_benchmark(sub)
+    _register_export(sub)
