@@ -140,3 +140,12 @@ def test_truncated_empty_and_missing_videos_are_one_line_errors(tmp_path, seg, c
     assert "cut.mkv: truncated" in err[0] and "header.mkv: no video frames" in err[1]
     assert "cut.mp4: not a readable video" in err[2]
     assert not out.exists() or not any(out.iterdir())  # nothing partial, no temporaries
+
+
+def test_measure_video_reports_both_rates(tmp_path, seg):
+    from unip_hub.inference.video import measure_video
+
+    video = write_video(tmp_path / "m.mp4", [np.full((32, 32), 8 * i, np.uint8) for i in range(8)])
+    result = measure_video(Predictor(seg), video, tmp_path / "out", settings=VideoSettings(progress=False))
+    assert result["frames"] == 8 and result["model_fps"] > 0 and result["end_to_end_fps"] > 0
+    assert result["ratio"] == pytest.approx(result["end_to_end_fps"] / result["model_fps"])
