@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers.training import TINY_BACKBONE
+from helpers.training import TINY_BACKBONE, write_radiometric_dataset
 
 from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
 from unip_hub.cli import main
@@ -134,3 +134,39 @@ def test_cli_eval_on_a_folder_dataset(tmp_path, capsys):
     expected = evaluate(model, data, mode="slide", crop_size=32, stride=16, progress=False)
     assert saved["mIoU"] == pytest.approx(expected["mIoU"]) and saved["stride"] == 16 and saved["scale"] is None
     assert main(["eval", str(ckpt), "--dataset", "soda", "--data-root", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.parametrize("spec", ["window 20..40 degC", None])
+def test_eval_reads_images_with_the_checkpoints_input_scaling(tmp_path, monkeypatch, spec):
+    import unip_hub.train.evaluate as E
+    from unip_hub.data.radiometric import read_radiometric
+    from unip_hub.data.readers import read_thermal
+    from unip_hub.data.scaling import InputScaling
+    from unip_hub.data.transforms import normalize
+
+    root = write_radiometric_dataset(tmp_path / "data", n_train=1, n_test=2)
+    torch.manual_seed(0)
+    model = create_segmenter("unip_vit_tiny", num_classes=7, img_size=32, **TINY_BACKBONE).eval()
+    model.input_scaling = spec or "percentile 0.5/99.5"
+    meta = {**model.config, "num_classes": 7, "input_scaling": spec}  # None: as older files, without the entry
+    ckpt = save_segmenter_checkpoint(model, tmp_path / "seg.safetensors", meta)
+    seen = {}
+    real = E.evaluate
+
+    def spy(segmenter, dataset, *args, **kwargs):
+        seen["dataset"] = dataset
+        return real(segmenter, dataset, *args, **kwargs)
+
+    monkeypatch.setattr(E, "evaluate", spy)
+    out = tmp_path / "r.json"
+    E.evaluate_checkpoint(ckpt, "folder", str(root), mode="whole", native=True, num_workers=0, progress=False,
+                          out=out)
+    data = seen["dataset"]
+    for i, (image_path, _) in enumerate(data.samples):
+        if spec:  # the checkpoint's window, not the default percentiles
+            gray = InputScaling.parse(spec).to_gray(read_radiometric(image_path))
+            assert not np.array_equal(gray, read_thermal(image_path))
+        else:  # a file without the entry: the default, read as always
+            gray = read_thermal(image_path)
+        torch.testing.assert_close(data[i][0], normalize(gray), rtol=0, atol=0)
+    assert json.loads(out.read_text())["input_scaling"] == (spec or "percentile 0.5/99.5")

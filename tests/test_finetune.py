@@ -10,14 +10,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers.training import TINY_BACKBONE, free_port, majority_miou, tiny_config
+from helpers.training import TINY_BACKBONE, free_port, majority_miou, tiny_config, write_radiometric_dataset
 
 from unip_hub.checkpoints import read_checkpoint
 from unip_hub.cli import main
 from unip_hub.data.presets import DATASETS, PRESETS
+from unip_hub.data.radiometric import read_radiometric
+from unip_hub.data.scaling import InputScaling
 from unip_hub.data.synthetic import SyntheticThermalDataset
+from unip_hub.data.transforms import normalize
 from unip_hub.hub.segmenters import create_segmenter, load_segmenter
-from unip_hub.train.finetune import FinetuneConfig, build_segmenter, finetune
+from unip_hub.train.finetune import FinetuneConfig, build_dataset, build_segmenter, finetune
 from unip_hub.train.logger import read_log
 
 
@@ -46,6 +49,42 @@ def test_bad_settings_are_refused():
         FinetuneConfig(dataset="soda").resolved()
     with pytest.raises(ValueError, match="multiple of 16"):
         FinetuneConfig(crop_size=100).resolved()
+
+
+def test_input_scaling_setting_is_canonical_and_checked():
+    assert FinetuneConfig().resolved().input_scaling == "percentile 0.5/99.5"
+    assert FinetuneConfig(input_scaling="WINDOW 20..40").resolved().input_scaling == "window 20..40 degC"
+    with pytest.raises(ValueError, match="unknown input scaling"):
+        FinetuneConfig(input_scaling="gamma 2").resolved()
+    with pytest.raises(ValueError, match="synthetic scenes are 8-bit"):
+        build_dataset(FinetuneConfig(input_scaling="window 20..40 degC", synthetic_train=2).resolved(), "train")
+
+
+def test_input_scaling_command_line_option():
+    import argparse
+
+    from unip_hub.train.config import add_dataclass_arguments
+    from unip_hub.train.finetune_config import config_from_options
+
+    parser = add_dataclass_arguments(argparse.ArgumentParser(), FinetuneConfig, suppress_defaults=True)
+    given = parser.parse_args(["--input-scaling", "window -10..50 degC"])
+    assert config_from_options(given).resolved().input_scaling == "window -10..50 degC"
+    assert config_from_options(parser.parse_args([])).input_scaling == "percentile 0.5/99.5"
+    assert "--input-scaling" in parser.format_help()
+
+
+def test_datasets_are_read_with_the_input_scaling(tmp_path):
+    root = write_radiometric_dataset(tmp_path / "data")
+    window = InputScaling.parse("window 20..40 degC")
+    cfg = FinetuneConfig(dataset="folder", data_root=str(root), input_scaling=str(window))
+    test = build_dataset(cfg.resolved(), "test")
+    default = build_dataset(replace(cfg, input_scaling="percentile 0.5/99.5").resolved(), "test")
+    assert test.input_scaling == window and default.input_scaling is None  # default: read_thermal, as before
+    for i, (image_path, _) in enumerate(test.samples):
+        gray = window.to_gray(read_radiometric(image_path))
+        assert gray.dtype == np.uint8 and gray.min() == 0 and gray.max() == 255  # 10..61 degC clipped to 20..40
+        torch.testing.assert_close(test[i][0], normalize(gray), rtol=0, atol=0)
+        assert not torch.equal(test[i][0], default[i][0])  # percentile bounds give other gray levels
 
 
 # ------------------------------------------------------------------------------------------------ learning
@@ -129,6 +168,32 @@ def test_linear_probe_trains_only_the_head(tmp_path):
     assert len(ckpt["optimizer"]["state"]) == n_head
 
 
+@pytest.mark.slow
+def test_window_scaling_travels_in_the_checkpoints(tmp_path):
+    root = write_radiometric_dataset(tmp_path / "data")
+    cfg = tiny_config(tmp_path / "run", dataset="folder", data_root=str(root), input_scaling="window 20..40 degc",
+                      iterations=2, eval_interval=2, batch_size=2, crop_size=32, scale=(64, 32))
+    finetune(cfg)
+    for name in ("best.pth", "last.pth"):
+        ckpt = read_checkpoint(tmp_path / "run" / name)
+        assert ckpt["meta"]["input_scaling"] == ckpt["config"]["input_scaling"] == "window 20..40 degC"
+        assert load_segmenter(tmp_path / "run" / name).input_scaling == "window 20..40 degC"
+    with pytest.raises(ValueError, match="input_scaling"):  # resuming with another spec is another run
+        finetune(replace(cfg, input_scaling="percentile 1/99", resume="auto"))
+    finetune(replace(cfg, input_scaling="Window 20..40", resume="auto"))  # the same spec, written differently
+
+
+@pytest.mark.slow
+def test_runs_saved_before_input_scaling_resume_with_the_default(tmp_path):
+    cfg = tiny_config(tmp_path, iterations=3, eval_interval=3)
+    finetune(cfg, stop_after=1)
+    state = read_checkpoint(tmp_path / "last.pth")
+    del state["config"]["input_scaling"], state["meta"]["input_scaling"]  # as written by older versions
+    torch.save(state, tmp_path / "last.pth")
+    assert load_segmenter(tmp_path / "last.pth").input_scaling == "percentile 0.5/99.5"
+    assert finetune(replace(cfg, resume="auto")).iteration == 3
+
+
 # ---------------------------------------------------------------------------------------------------- CLI
 @pytest.mark.slow
 def test_cli_finetune_and_resume(tmp_path, capsys):
@@ -140,7 +205,7 @@ def test_cli_finetune_and_resume(tmp_path, capsys):
     assert "best mIoU" in capsys.readouterr().out
     saved = read_checkpoint(tmp_path / "last.pth")
     assert saved["iteration"] == 3 and saved["config"]["crop_size"] == 32 and saved["config"]["warmup"] == 1
-    assert saved["meta"]["arch"] == "unip_vit_tiny"
+    assert saved["meta"]["arch"] == "unip_vit_tiny" and saved["meta"]["input_scaling"] == "percentile 0.5/99.5"
     # resuming a finished run from the file alone: the settings come from the checkpoint, nothing is retrained
     assert main(["finetune", "--resume", str(tmp_path / "last.pth"), "--no-progress"]) == 0
     assert read_checkpoint(tmp_path / "last.pth")["iteration"] == 3

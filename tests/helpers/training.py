@@ -22,6 +22,30 @@ def tiny_config(out_dir: str | Path, **overrides) -> FinetuneConfig:
     return FinetuneConfig(**cfg)
 
 
+def write_radiometric_dataset(root: str | Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (32, 48)
+                              ) -> Path:
+    """A folder dataset of synthetic scenes as temperatures: float32 degC (10 + 0.2 x gray), train as ``.npy``,
+    test as float TIFF; labels as class-index PNGs; ``classes.txt``."""
+    from PIL import Image
+
+    from unip_hub.data.synthetic import SYNTHETIC_CLASSES, make_scene
+
+    root = Path(root)
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(n):
+            gray, label = make_scene(*size, np.random.default_rng((seed, i)))
+            celsius = (10.0 + 0.2 * gray.astype(np.float32)).astype(np.float32)  # 10..61 degC
+            if split == "train":
+                np.save(root / "images" / split / f"{i:03d}.npy", celsius)
+            else:
+                Image.fromarray(celsius).save(root / "images" / split / f"{i:03d}.tiff")
+            Image.fromarray(label).save(root / "labels" / split / f"{i:03d}.png")
+    (root / "classes.txt").write_text("\n".join(SYNTHETIC_CLASSES) + "\n")
+    return root
+
+
 def majority_miou(labels: list[np.ndarray], num_classes: int) -> float:
     """mIoU of predicting the most frequent class everywhere, computed directly with numpy (the chance bar)."""
     flat = np.concatenate([lb.ravel() for lb in labels])

@@ -235,13 +235,18 @@ class MFNetDataset(SplitSegDataset):
         return ("images" if self.four_channel else "thermal_imgs"), ".png"
 
     def read_image(self, path: Path) -> np.ndarray:
-        """Read a thermal PNG, or channel 3 of an original 4-channel PNG."""
+        """Read a thermal PNG, or channel 3 of an original 4-channel PNG (with :attr:`input_scaling` when set)."""
         if not self.four_channel:
-            return read_thermal(path)
+            return super().read_image(path)
         with Image.open(path) as image:
             if len(image.getbands()) != 4:
                 raise ValueError(f"{path}: expected a 4-channel MFNet PNG (R, G, B, thermal), got mode {image.mode}")
-            return np.asarray(image)[..., 3].copy()
+            gray = np.asarray(image)[..., 3].copy()
+        if self.input_scaling is None:
+            return gray
+        from .radiometric import Frame
+
+        return self.input_scaling.to_gray(Frame(gray, None, str(path), "8-bit"))
 
 
 class SCUTSegDataset(SplitSegDataset):

@@ -109,6 +109,9 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
                         synthetic_size: tuple[int, int] | None = None, progress: bool = True) -> dict[str, Any]:
     """``unip eval``: loads a segmenter checkpoint, evaluates it on a dataset split, prints the per-class table.
 
+    The images are read with the checkpoint's own input-scaling spec (meta ``input_scaling``; older and mmseg
+    files: ``percentile 0.5/99.5``), as in fine-tuning and ``unip segment``.
+
     Args:
         checkpoint: ``best.pth`` / ``last.pth`` of ``unip finetune``, a ``.safetensors`` file or an mmseg checkpoint.
         dataset: A name of :data:`unip_hub.data.presets.DATASETS`.
@@ -131,6 +134,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
     Returns:
         :func:`evaluate`'s dict.
     """
+    from unip_hub.data.scaling import scaling_from_meta
     from unip_hub.hub.segmenters import load_segmenter
     from unip_hub.train.finetune_config import FinetuneConfig
     from unip_hub.train.finetune_data import build_dataset
@@ -138,8 +142,9 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
     device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     seg = load_segmenter(checkpoint).to(device).eval()
     crop = crop_size or int(seg.config.get("img_size") or SLIDE_CROP)
+    scaling = scaling_from_meta(getattr(seg, "input_scaling", None))  # the spec it was trained with
     cfg = FinetuneConfig(dataset=dataset, data_root=data_root, classes=classes, test_split=split, crop_size=crop,
-                         seed=seed)
+                         seed=seed, input_scaling=str(scaling))
     if dataset == "synthetic" and synthetic_size:
         cfg.synthetic_size = tuple(synthetic_size)
     cfg = cfg.resolved()
@@ -149,7 +154,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
     result = evaluate(seg, data, mode, crop, stride, scale, batch_windows=batch_windows, num_workers=num_workers,
                       progress=progress)
     _report(result, list(data.CLASSES), out, {"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
-                                              "crop_size": crop, "stride": stride,
+                                              "crop_size": crop, "stride": stride, "input_scaling": str(scaling),
                                               "scale": list(scale) if scale else None})
     return result
 

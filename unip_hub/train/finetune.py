@@ -25,7 +25,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from unip_hub.checkpoints import load_state_dict_strict
+from unip_hub.constants import INPUT_SCALING
 from unip_hub.data.presets import DATASETS, PRESETS
+from unip_hub.data.scaling import InputScaling
 from unip_hub.train import dist as udist
 from unip_hub.train.checkpointing import capture_rng_state, load_training_state, restore_rng_state
 from unip_hub.train.core import LossScaler, StepContext, amp_dtype, check_resume, seed_everything
@@ -59,13 +61,14 @@ def build_segmenter(cfg: FinetuneConfig, class_names: list[str], palette: Any = 
                            freeze_backbone=cfg.linear_probe, class_names=class_names,
                            palette=[list(c) for c in palette] if palette else None, **cfg.backbone_kwargs)
     seg.backbone.norm.requires_grad_(False)  # features are taken before the final norm: it gets no gradient
+    seg.input_scaling = str(InputScaling.parse(cfg.input_scaling))  # saved in its checkpoints, used by eval/segment
     return seg
 
 
 def segmenter_meta(seg: nn.Module) -> dict[str, Any]:
     """The ``meta`` saved beside the weights (what ``load_segmenter`` needs), as plain JSON types."""
     meta = {**seg.config, "num_classes": seg.num_classes, "class_names": seg.class_names, "palette": seg.palette,
-            "mean": seg.mean, "std": seg.std}
+            "mean": seg.mean, "std": seg.std, "input_scaling": seg.input_scaling}
     return json.loads(json.dumps(meta))
 
 
@@ -79,7 +82,8 @@ def _resume_state(cfg: FinetuneConfig) -> tuple[Path | None, dict[str, Any] | No
     if resume is None:
         return None, None
     state = load_training_state(resume)
-    check_resume(asdict(cfg), state["config"], resume, ignore=RESUMABLE_CHANGES)
+    saved = {"input_scaling": INPUT_SCALING, **state["config"]}  # runs from before the setting: the default
+    check_resume(asdict(cfg), saved, resume, ignore=RESUMABLE_CHANGES)
     return resume, state
 
 

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unip_hub.constants import PATCH_SIZE, SLIDE_CROP
+from unip_hub.constants import INPUT_SCALING, PATCH_SIZE, SLIDE_CROP
 from unip_hub.data.presets import DATASETS, get_preset
+from unip_hub.data.scaling import InputScaling
 
 if TYPE_CHECKING:
     from torch import nn
@@ -57,6 +58,10 @@ class FinetuneConfig:
     weight_decay: float = _opt(0.05, "AdamW weight decay (default 0.05)")
     layer_decay: float = _opt(0.85, "layer-wise lr decay (default 0.85)")
     clip_grad: float | None = _opt(None, "clip the gradient norm to this value (default: no clipping)")
+    input_scaling: str = _opt(INPUT_SCALING, "how images become the model's 8-bit gray, saved in the checkpoint "
+                              "and applied by unip eval / segment: 'percentile LOW/HIGH' (default percentile "
+                              "0.5/99.5), 'window LOW..HIGH degC' (radiometric data: float TIFF/NPY in degC or K, "
+                              "R-JPEG) or '8-bit' (8-bit images as they are)")
     crop_size: int = _opt(SLIDE_CROP, "training crop side, a multiple of 16 (default 512)")
     scale: tuple[int, int] | None = _opt(None, "rescale target of train and test images (default 4 x crop, crop = "
                                          "2048 512)", metavar=("LONG", "SHORT"))
@@ -94,6 +99,7 @@ class FinetuneConfig:
         c.eval_stride = c.eval_stride or round(c.crop_size * 2 / 3)
         c.eval_interval = c.eval_interval if c.eval_interval is not None else max(c.iterations // 10, 1)
         c.betas, c.synthetic_size = tuple(c.betas), tuple(c.synthetic_size)
+        c.input_scaling = str(InputScaling.parse(c.input_scaling))  # canonical text: compared on resume
         if c.iterations <= 0 or c.warmup < 0 or c.batch_size <= 0 or c.crop_size % PATCH_SIZE:
             raise ValueError("iterations and batch_size must be positive, warmup >= 0, crop_size a multiple of 16")
         if c.eval_mode not in ("slide", "whole"):
@@ -128,6 +134,7 @@ def config_from_options(options: argparse.Namespace | dict[str, Any]) -> Finetun
     if not resume or resume == "auto":
         return dataclass_from_args(FinetuneConfig, given)
     saved = dict(load_training_state(resume)["config"])
+    saved.setdefault("input_scaling", INPUT_SCALING)  # runs from before the setting existed used the default
     saved.setdefault("out_dir", str(Path(resume).parent))
     given.setdefault("out_dir", str(Path(resume).parent))
     return dataclass_from_args(FinetuneConfig, given, base=saved)

@@ -2,13 +2,17 @@
 
 ``dataset`` is a name of :data:`unip_hub.data.presets.DATASETS`: the SODA / MFNet / SCUT-Seg layouts, any
 ``folder`` (``<root>/images/<split>``, ``<root>/labels/<split>``, ``classes.txt``) or the generated ``synthetic``
-scenes.
+scenes. Images are read with the run's input-scaling spec (:class:`unip_hub.data.scaling.InputScaling`): the
+default ``percentile 0.5/99.5`` is :func:`unip_hub.data.read_thermal`; any other spec goes through
+:meth:`unip_hub.data.datasets.SegDataset.set_input_scaling`, as ``unip segment`` reads frames.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from unip_hub.data.scaling import DEFAULT_SCALING, InputScaling
 
 if TYPE_CHECKING:
     from unip_hub.train.finetune_config import FinetuneConfig
@@ -27,7 +31,19 @@ def _read_classes(cfg: FinetuneConfig) -> list[str]:
 
 
 def build_dataset(cfg: FinetuneConfig, part: str = "train") -> Any:
-    """The training set (recipe augmentation) or the test set (native size, no augmentation) of a resolved config."""
+    """The training set (recipe augmentation) or the test set (native size, no augmentation) of a resolved config,
+    its images read with ``cfg.input_scaling``."""
+    dataset = _build(cfg, part)
+    scaling = InputScaling.parse(cfg.input_scaling)
+    if scaling == DEFAULT_SCALING:  # read_thermal: the research code's reading, bit for bit
+        return dataset
+    if cfg.dataset == "synthetic" and scaling.needs_temperatures:
+        raise ValueError(f"input scaling '{scaling}' needs temperatures, but the synthetic scenes are 8-bit gray; "
+                         "use a folder dataset of radiometric images (float TIFF/NPY in degC or K, R-JPEG)")
+    return dataset.set_input_scaling(scaling)
+
+
+def _build(cfg: FinetuneConfig, part: str) -> Any:
     from unip_hub.data import datasets as D
     from unip_hub.data.synthetic import SyntheticThermalDataset
     from unip_hub.data.transforms import SegTransformConfig, TrainPipeline
