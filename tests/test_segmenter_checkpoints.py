@@ -92,3 +92,25 @@ def test_modes_built_to_train_vs_loaded_trained(tmp_path):
 def test_frozen_backbone_stays_in_eval_in_training_mode():
     seg = create_segmenter("unip_vit_tiny", num_classes=NUM_CLASSES, head="linear", layers=[0, 1], **TINY)
     assert seg.training and not seg.backbone.training
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_info_describes_segmenter_files(tmp_path, suffix, capsys):
+    import json
+
+    from unip_hub.checkpoints import backbone_state_dict, read_checkpoint
+    from unip_hub.cli import main
+    from unip_hub.hub.convert import describe_checkpoint
+
+    seg = tiny_segmenter(seed=4)
+    seg.input_scaling = "window 20..120 degC"
+    path = save_segmenter_checkpoint(seg, tmp_path / f"seg{suffix}")
+    backbone = backbone_state_dict(read_checkpoint(path))  # the ViT part, in the backbone's own names
+    assert set(backbone) == set(seg.backbone.state_dict())
+    for k, v in seg.backbone.state_dict().items():
+        assert torch.equal(backbone[k], v), k
+    info = describe_checkpoint(path)
+    assert (info["embed_dim"], info["depth"], info["patch_size"], info["in_chans"]) == (64, 2, 16, 3)
+    assert info["img_size"] == 128 and info["input_scaling"] == "window 20..120 degC"
+    assert main(["info", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(info))

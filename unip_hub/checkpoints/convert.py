@@ -64,6 +64,8 @@ def backbone_state_dict(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     else:
         sd = obj["state_dict"] if "state_dict" in obj else obj
     sd = _strip_prefix(sd, "module.")
+    if fmt == "state_dict" and "patch_embed.proj.weight" not in sd and "backbone.patch_embed.proj.weight" in sd:
+        return backbone_state_dict({"state_dict": sd})  # a flat segmenter file (our .safetensors): its backbone.*
     return {k: v for k, v in sd.items() if not _MAE_DECODER.match(k)}
 
 
