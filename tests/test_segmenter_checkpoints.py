@@ -114,3 +114,18 @@ def test_info_describes_segmenter_files(tmp_path, suffix, capsys):
     assert info["img_size"] == 128 and info["input_scaling"] == "window 20..120 degC"
     assert main(["info", str(path)]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(info))
+
+
+def test_convert_fine_tuned_segmenter_backbone(tmp_path):
+    """A fine-tuned segmenter's backbone (layer scale, trainable position table) converts to an HF folder."""
+    from unip_hub.hub.convert import convert_to_hf_folder
+    from unip_hub.models.vit import UnipViT
+
+    seg = create_segmenter("unip_vit_tiny", num_classes=3, img_size=64)  # the real ViT-T width and depth
+    save_segmenter_checkpoint(seg, tmp_path / "seg.pth", {"classes": ["a", "b", "c"]})
+    model = UnipViT.from_pretrained(convert_to_hf_folder(tmp_path / "seg.pth", tmp_path / "hf"))
+    theirs = model.state_dict()
+    assert "blocks.0.ls1.gamma" in theirs
+    for key, value in seg.backbone.state_dict().items():
+        if key in theirs:
+            assert torch.equal(value, theirs[key]), key

@@ -97,6 +97,7 @@ def convert_to_hf_folder(src: str | os.PathLike, out_dir: str | os.PathLike, arc
     arch = _arch_for(spec, arch, src)
     source, record = _source_record(src, obj, last_heads)
     model = build_vit(arch, img_size=spec["img_size"], patch_size=spec["patch_size"], in_chans=spec["in_chans"],
+                      init_values=1.0 if spec["layer_scale"] else None,  # fine-tuned backbones carry layer scale
                       distilled_last_heads=record.last_heads if record else None)
     load_state_dict_strict(model, sd, source=str(src))
     model.pretrained_cfg = pretrained_cfg_of(source, record)
