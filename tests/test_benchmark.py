@@ -268,3 +268,16 @@ def test_quick_benchmark_measures_runtime_paths_and_their_accuracy(tmp_path, cap
     assert {"mIoU", "mIoU_reference", "mIoU_drop_points"} <= set(acc["onnxruntime-int8/whole"])
     printed = capsys.readouterr().out
     assert "vs timm" in printed and "accuracy vs fp32 torch" in printed
+
+
+@pytest.mark.slow
+def test_quick_video_benchmark_reports_end_to_end_and_model_rates(tmp_path):
+    pytest.importorskip("av")
+    pytest.importorskip("scipy")
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--quick", "--groups", "video", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["group"] == "video" and row["name"].startswith("video/unip_vit_tiny@")
+    assert set(row["variants"]) == {"end-to-end", "model-only"} and row["video"]["frames"] == 4
+    assert all(v["throughput_img_per_s"] > 0 for v in row["variants"].values())
+    assert "ratio" in row and row["ratio"] == pytest.approx(row["video"]["end_to_end_fps"] / row["video"]["model_fps"])

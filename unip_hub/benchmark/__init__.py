@@ -5,6 +5,7 @@ machine's matmul peak, throughput, latency, peak memory.
 - :mod:`~unip_hub.benchmark.cases`: the workloads and their variants (ours, baselines, runtimes).
 - :mod:`~unip_hub.benchmark.baselines`: timm's ViT and the research-style eager code on our weights.
 - :mod:`~unip_hub.benchmark.measure`: FLOPs, matmul peak, interleaved timing, peak memory.
+- :mod:`~unip_hub.benchmark.video`: the ``video`` group (``unip segment`` end-to-end vs model-only frames/s).
 - :mod:`~unip_hub.benchmark.suite`: the run (cases -> figures -> JSON); :mod:`~unip_hub.benchmark.report`: tables.
 
 The names below load their module on first use (PEP 562), so importing the package costs nothing.

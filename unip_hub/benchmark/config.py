@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from unip_hub.constants import PRECISIONS, RUNTIMES
 
-GROUPS = ("backbone", "segmenter", "distill")
+GROUPS = ("backbone", "segmenter", "distill", "video")
+DEFAULT_GROUPS = ("backbone", "segmenter", "distill")  # video: on request (needs PyAV)
 ARCHS = ("unip_vit_tiny", "unip_vit_small", "unip_vit_base", "unip_vit_large")
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
 SEGMENTER_SIZES = ((512, 512), (480, 640))
@@ -22,7 +23,7 @@ class BenchConfig:
     """What to measure and how (defaults: the full CPU suite of the README).
 
     Attributes:
-        groups: Subset of ``backbone``, ``segmenter``, ``distill``.
+        groups: Subset of ``backbone``, ``segmenter``, ``distill``, ``video`` (default: all but ``video``).
         archs: Backbone sizes for the backbone and segmenter cases.
         device: ``cpu`` or ``cuda``.
         dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; fp16 needs CUDA).
@@ -44,9 +45,13 @@ class BenchConfig:
         accuracy_model: A trained segmenter checkpoint: also measure every runtime path's accuracy against fp32
             torch on a labelled test set (:mod:`unip_hub.benchmark.accuracy`).
         accuracy_data: That test set (``images/`` + ``labels/``); default: synthetic scenes.
+        video_arch: Segmenter backbone of the video group (random weights).
+        video_frames: Frames of the video group's synthetic 16-bit sequence.
+        video_size: Its (H, W) (default 512 x 640).
+        video_batch: Frames per model call in the video group.
     """
 
-    groups: Sequence[str] = GROUPS
+    groups: Sequence[str] = DEFAULT_GROUPS
     archs: Sequence[str] = ARCHS
     device: str = "cpu"
     dtype: str = "fp32"
@@ -66,6 +71,10 @@ class BenchConfig:
     modes: Sequence[str] = MODES
     accuracy_model: str | None = None
     accuracy_data: str | None = None
+    video_arch: str = "unip_vit_tiny"
+    video_frames: int = 16
+    video_size: tuple[int, int] = (512, 640)
+    video_batch: int = 4
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first setting that cannot run here."""
@@ -94,6 +103,17 @@ class BenchConfig:
                 raise ValueError("--runtime onnxruntime needs onnxruntime: pip install 'unip[export]'")
         if min(self.rounds, self.batch_224, self.batch_512) < 1 or self.warmup < 0:
             raise ValueError("rounds and batches must be >= 1 and warmup >= 0")
+        if "video" in self.groups:
+            self._validate_video()
+
+    def _validate_video(self) -> None:
+        import importlib.util
+
+        _choose("video architectures", (self.video_arch,), ARCHS)
+        if importlib.util.find_spec("av") is None:
+            raise ValueError("the video benchmark writes an H.264 overlay with PyAV: pip install 'unip[thermal]'")
+        if min(self.video_frames, self.video_batch, *self.video_size) < 1:
+            raise ValueError("video frames, batch and size must be >= 1")
 
 
 def _choose(what: str, given: Sequence[str], allowed: Sequence[str]) -> None:

@@ -12,6 +12,10 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
+
+
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
     """One row per (case, variant); ``ours speed-up`` / ``ours mem`` compare ours with that variant, ``vs timm`` is
     that variant's speed relative to timm fp32 eager (> 1: faster than timm)."""
@@ -19,7 +23,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     for r in report["results"]:
         for name, v in r["variants"].items():
             rows.append([r["name"], name, _fmt(r["params_m"], ".1f"), _fmt(v["gflops"], ".2f"),
-                         _fmt(v["achieved_gflops_per_s"], ".1f"), _fmt(100 * v["fraction_of_peak"], ".0f"),
+                         _fmt(v["achieved_gflops_per_s"], ".1f"), _fmt(_percent(v["fraction_of_peak"]), ".0f"),
                          _fmt(v["throughput_img_per_s"], ".2f"), _fmt(v["latency_ms"], ".1f"),
                          _fmt(v["peak_memory_mb"], ".0f"), _fmt(v.get("ours_speedup"), ".2f"),
                          _fmt(v.get("ours_memory_ratio"), ".2f"), _fmt(v.get("speedup_vs_timm"), ".2f")])

@@ -1,5 +1,8 @@
 """The benchmark run behind ``unip benchmark`` and ``benchmarks/*.py``: cases -> measurements -> table + JSON.
 
+The ``video`` group (end-to-end ``unip segment`` frames/s vs model-only, :mod:`unip_hub.benchmark.video`) is
+measured whole by its own module and reported in the same table.
+
 Per case and variant: parameters, GFLOPs (FlopCounterMode), achieved GFLOP/s and its fraction of the matmul peak
 measured in the same rounds, throughput (images/s), latency (median of the timed rounds after warm-up) and peak
 memory; per baseline, the speed of ``ours`` relative to it (median of per-round latency ratios) and the agreement
@@ -89,7 +92,7 @@ def build_cases(cfg: BenchConfig, baselines: ModuleType) -> Iterable[Case]:
                  tuple(runtime_pairs(cfg.runtimes, cfg.precisions, cfg.device)), "onnxruntime" in cfg.runtimes,
                  cfg.cache_dir)
     for group in GROUPS:
-        if group in cfg.groups:
+        if group in cfg.groups and group in _GROUP_CASES:  # video: measured whole by _video_results
             yield from _GROUP_CASES[group](cfg, s, baselines)
 
 
@@ -164,6 +167,17 @@ def _accuracy(cfg: BenchConfig) -> dict[str, Any] | None:
     return runtime_accuracy(cfg.accuracy_model, pairs, cfg.accuracy_data, cfg.cache_dir, modes=cfg.modes)
 
 
+def _video_results(cfg: BenchConfig, progress: bool) -> list[dict[str, Any]]:
+    """The video group (:mod:`unip_hub.benchmark.video`): one result, or none when the group is not asked for."""
+    if "video" not in cfg.groups:
+        return []
+    from unip_hub.benchmark.video import video_result
+
+    if progress:
+        print(f"measuring video/{cfg.video_arch} ...", file=sys.stderr, flush=True)
+    return [video_result(cfg)]
+
+
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """Writes ``obj`` as indented JSON to ``path`` atomically."""
     return write_text_atomic(json.dumps(obj, indent=2), path)
@@ -190,6 +204,7 @@ def run_benchmark(cfg: BenchConfig, out: str | os.PathLike | None = None, progre
             for row in table_rows({"results": results[-1:]}):
                 print("  " + " | ".join(row), file=sys.stderr, flush=True)
         del case
+    results += _video_results(cfg, progress)
     accuracy = _accuracy(cfg)
     if hasattr(os, "getloadavg"):
         info["load_average_end"] = list(os.getloadavg())

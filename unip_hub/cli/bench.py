@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from unip_hub.benchmark.config import ARCHS, DTYPE_NAMES, GROUPS, MODES, SEGMENTER_SIZES  # no torch at import
+from unip_hub.benchmark.config import ARCHS, DEFAULT_GROUPS, DTYPE_NAMES, GROUPS, MODES, SEGMENTER_SIZES  # no torch
 from unip_hub.cli.common import add_runtime_arguments
 
 
@@ -27,7 +27,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
                       max_autotune=args.max_autotune, runtimes=tuple(args.runtime), precisions=tuple(args.precision),
                       cache_dir=args.cache_dir, segmenter_sizes=tuple(tuple(hw) for hw in args.seg_size or ())
                       or SEGMENTER_SIZES, modes=tuple(args.modes), accuracy_model=args.accuracy_model,
-                      accuracy_data=args.accuracy_data)
+                      accuracy_data=args.accuracy_data, video_arch=args.video_arch,
+                      video_frames=args.video_frames, video_size=tuple(args.video_size), video_batch=args.video_batch)
     run_benchmark(cfg, out=args.out, markdown=args.markdown)
     return 0
 
@@ -52,7 +53,9 @@ def _register_benchmark(sub: argparse._SubParsersAction) -> None:
                     "--runtime onnxruntime / --precision int8 bf16, every runtime path is measured too (ort-fp32, "
                     "ort-int8, torch-bf16, and timm under ONNX Runtime), with a 'vs timm' column.")
     p.add_argument("--quick", action="store_true", help="tiny models, one round (checks that it runs)")
-    p.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="what to measure")
+    p.add_argument("--groups", nargs="+", choices=GROUPS, default=list(DEFAULT_GROUPS),
+                   help="what to measure (default all but video: end-to-end 'unip segment' frames/s on a 16-bit "
+                        "sequence vs model-only, needs PyAV)")
     p.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS), help="backbone sizes")
     p.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32", help="autocast dtype (fp16: GPU)")
     p.add_argument("--compile", action="store_true",
@@ -73,6 +76,11 @@ def _register_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accuracy-data", default=None, metavar="DIR",
                    help="labelled test set for --accuracy-model (images/ + labels/, e.g. unip demo's data/); "
                         "default synthetic scenes")
+    p.add_argument("--video-arch", choices=ARCHS, default="unip_vit_tiny", help="video group: segmenter backbone")
+    p.add_argument("--video-frames", type=int, default=16, help="video group: frames of the synthetic sequence")
+    p.add_argument("--video-size", type=int, nargs=2, default=(512, 640), metavar=("H", "W"),
+                   help="video group: frame size (default 512 640)")
+    p.add_argument("--video-batch", type=int, default=4, help="video group: frames per model call")
     add_runtime_arguments(p, several=True)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--markdown", action="store_true", help="also print the table in Markdown")
