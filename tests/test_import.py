@@ -29,7 +29,7 @@ def test_import_unip_hub_imports_no_heavy_library_and_builds_nothing():
     got = _run(f"import json, sys, unip_hub; print(json.dumps({{'unip': sorted(m for m in sys.modules "
                f"if m.startswith('unip_hub')), 'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))")
     assert got["heavy"] == []
-    assert got["unip"] == ["unip_hub", "unip_hub.integrations"]
+    assert got["unip"] == ["unip_hub", "unip_hub.integrations", "unip_hub.utils", "unip_hub.utils.lazy"]
 
 
 def test_public_names_resolve_lazily_to_their_definitions():

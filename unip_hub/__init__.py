@@ -11,10 +11,10 @@ with timm, transformers and segmentation-models-pytorch the moment each of them 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from unip_hub.integrations import install_hooks as _install_hooks
+from unip_hub.utils.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -63,19 +63,6 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from unip_hub.models import UnipViT
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name in _ALIASES:
-        value = importlib.import_module(_ALIASES[name])
-    else:
-        raise AttributeError(f"module 'unip_hub' has no attribute {name!r}")
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, *_ALIASES})
-
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, _ALIASES)
 
 _install_hooks()  # registrations with timm / transformers / SMP when (and only when) they are imported

@@ -13,27 +13,19 @@ The names below load their module on first use (PEP 562), so importing the packa
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from unip_hub.utils.lazy import lazy_attributes
 
 _EXPORTS = {
-    "BenchConfig": "config",
-    "MatmulPeak": "measure",
-    "count_flops": "measure",
-    "peak_memory_bytes": "measure",
-    "time_interleaved": "measure",
-    "load_baselines": "suite",
-    "run_benchmark": "suite",
+    "BenchConfig": "unip_hub.benchmark.config",
+    "MatmulPeak": "unip_hub.benchmark.measure",
+    "count_flops": "unip_hub.benchmark.measure",
+    "peak_memory_bytes": "unip_hub.benchmark.measure",
+    "time_interleaved": "unip_hub.benchmark.measure",
+    "load_baselines": "unip_hub.benchmark.suite",
+    "run_benchmark": "unip_hub.benchmark.suite",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -6,8 +6,9 @@ timm registration from inside timm's own import -- loads without the model code.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from unip_hub.utils.lazy import lazy_attributes
 
 _LAZY: dict[str, str] = {
     "ENV_WEIGHTS_DIR": "unip_hub.hub.resolve",
@@ -61,13 +62,4 @@ if TYPE_CHECKING:
     from unip_hub.hub.resolve import ENV_WEIGHTS_DIR, WeightsNotFoundError, resolve_weights
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'unip_hub.hub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

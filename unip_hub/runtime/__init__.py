@@ -16,35 +16,27 @@ Names load their module on first use, so importing the package costs nothing.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from unip_hub.utils.lazy import lazy_attributes
 
 _EXPORTS = {
-    "PRECISIONS": "load",
-    "RUNTIMES": "load",
-    "Runtime": "load",
-    "check_choice": "load",
-    "load_runtime": "load",
-    "OrtRuntime": "sessions",
-    "RuntimeInfo": "sessions",
-    "TorchRuntime": "sessions",
-    "AccuracyError": "accuracy",
-    "DEFAULT_MIN_AGREEMENT": "accuracy",
-    "compare_outputs": "accuracy",
-    "CalibrationSet": "calibration",
-    "calibration_set": "calibration",
-    "synthetic_calibration": "calibration",
-    "weights_sha256": "cache",
+    "PRECISIONS": "unip_hub.runtime.load",
+    "RUNTIMES": "unip_hub.runtime.load",
+    "Runtime": "unip_hub.runtime.load",
+    "check_choice": "unip_hub.runtime.load",
+    "load_runtime": "unip_hub.runtime.load",
+    "OrtRuntime": "unip_hub.runtime.sessions",
+    "RuntimeInfo": "unip_hub.runtime.sessions",
+    "TorchRuntime": "unip_hub.runtime.sessions",
+    "AccuracyError": "unip_hub.runtime.accuracy",
+    "DEFAULT_MIN_AGREEMENT": "unip_hub.runtime.accuracy",
+    "compare_outputs": "unip_hub.runtime.accuracy",
+    "CalibrationSet": "unip_hub.runtime.calibration",
+    "calibration_set": "unip_hub.runtime.calibration",
+    "synthetic_calibration": "unip_hub.runtime.calibration",
+    "weights_sha256": "unip_hub.runtime.cache",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

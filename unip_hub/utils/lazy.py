@@ -1,0 +1,46 @@
+"""Lazy package attributes (PEP 562): a package names what it exports; each is imported on first access.
+
+One implementation for every package that keeps its import cheap (``unip_hub``, ``unip_hub.hub``,
+``unip_hub.runtime``, ``unip_hub.benchmark``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["lazy_attributes"]
+
+
+def lazy_attributes(
+    module_name: str, exports: Mapping[str, str], aliases: Mapping[str, str] | None = None
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The ``__getattr__`` and ``__dir__`` of a package whose names are imported when first used.
+
+    Args:
+        module_name: The package's ``__name__`` (it must be executing or imported).
+        exports: Public name -> absolute name of the module defining it.
+        aliases: Public name -> absolute name of a module exposed as an attribute (e.g. ``unip_hub.detection``).
+
+    Example:
+        >>> __getattr__, __dir__ = lazy_attributes(__name__, {"load_runtime": "unip_hub.runtime.load"})
+    """
+    aliases = dict(aliases or {})
+    namespace = sys.modules[module_name].__dict__
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            value = getattr(importlib.import_module(exports[name]), name)
+        elif name in aliases:
+            value = importlib.import_module(aliases[name])
+        else:
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        namespace[name] = value  # later lookups are plain attribute reads
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *exports, *aliases})
+
+    return __getattr__, __dir__
