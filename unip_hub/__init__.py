@@ -18,21 +18,13 @@ from unip_hub.utils.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-# public name -> module defining it (imported on first access)
-_LAZY: dict[str, str] = {
-    "UnipViT": "unip_hub.models",
-    "Weights": "unip_hub.hub.registry",
-    "WeightsNotFoundError": "unip_hub.hub.resolve",
-    "create_backbone": "unip_hub.hub.backbones",
-    "create_segmenter": "unip_hub.hub.segmenters",
-    "get_weights_entry": "unip_hub.hub.registry",
-    "list_models": "unip_hub.hub.registry",
-    "list_weights": "unip_hub.hub.registry",
-    "load_segmenter": "unip_hub.hub.segmenters",
-    "unip_vit_base": "unip_hub.hub.backbones",
-    "unip_vit_large": "unip_hub.hub.backbones",
-    "unip_vit_small": "unip_hub.hub.backbones",
-    "unip_vit_tiny": "unip_hub.hub.backbones",
+# module defining them -> public names (imported on first access)
+_LAZY: dict[str, tuple[str, ...]] = {
+    "unip_hub.models": ("UnipViT",),
+    "unip_hub.hub.registry": ("Weights", "get_weights_entry", "list_models", "list_weights"),
+    "unip_hub.hub.resolve": ("WeightsNotFoundError",),
+    "unip_hub.hub.backbones": ("create_backbone", "unip_vit_base", "unip_vit_large", "unip_vit_small", "unip_vit_tiny"),
+    "unip_hub.hub.segmenters": ("create_segmenter", "load_segmenter"),
 }
 _ALIASES: dict[str, str] = {"detection": "unip_hub.integrations.detection"}
 """Documented module aliases: ``unip_hub.detection`` is the torchvision adapter."""

@@ -25,12 +25,12 @@ DEFAULT_QUERIES: tuple[tuple[float, float], ...] = ((0.5, 0.5), (0.25, 0.25), (0
 def _load_model(model: str, arch: str | None, last_heads: int | str | None, pretrained: bool, drop_dist_token: bool,
                 img_size: int):
     from unip_hub.checkpoints import CheckpointError
-    from unip_hub.hub.teachers import load_vit
+    from unip_hub.hub.teachers import load_teacher
 
     if last_heads is not None and last_heads != "distilled":
         last_heads = int(last_heads)
     try:
-        return load_vit(model, arch=arch, last_heads=last_heads, pretrained=pretrained,
+        return load_teacher(model, arch=arch, last_heads=last_heads, pretrained=pretrained,
                         drop_dist_token=drop_dist_token)
     except (CheckpointError, ValueError):
         if not model.startswith("timm:"):

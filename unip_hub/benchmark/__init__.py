@@ -15,17 +15,13 @@ from __future__ import annotations
 
 from unip_hub.utils.lazy import lazy_attributes
 
-_EXPORTS = {
-    "BenchConfig": "unip_hub.benchmark.config",
-    "MatmulPeak": "unip_hub.benchmark.measure",
-    "count_flops": "unip_hub.benchmark.measure",
-    "peak_memory_bytes": "unip_hub.benchmark.measure",
-    "time_interleaved": "unip_hub.benchmark.measure",
-    "load_baselines": "unip_hub.benchmark.suite",
-    "run_benchmark": "unip_hub.benchmark.suite",
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "unip_hub.benchmark.config": ("BenchConfig",),
+    "unip_hub.benchmark.measure": ("MatmulPeak", "count_flops", "peak_memory_bytes", "time_interleaved"),
+    "unip_hub.benchmark.suite": ("load_baselines", "run_benchmark"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

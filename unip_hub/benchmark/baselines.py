@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
+
 
 # ----------------------------------------------------------------------------------------------------------- timm
 def timm_vit(model: nn.Module) -> nn.Module:
@@ -146,7 +148,8 @@ def research_segmenter_whole(seg: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return logits[:, :, :h, :w]
 
 
-def research_segmenter_slide(seg: nn.Module, x: torch.Tensor, crop: int = 512, stride: int = 341) -> torch.Tensor:
+def research_segmenter_slide(seg: nn.Module, x: torch.Tensor, crop: int = SLIDE_CROP,
+                             stride: int = SLIDE_STRIDE) -> torch.Tensor:
     """mmseg ``slide_inference``: one window per forward pass, padded back into a full map, averaged."""
     b, _, h, w = x.shape
     rows = max(h - crop + stride - 1, 0) // stride + 1

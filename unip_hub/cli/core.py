@@ -34,14 +34,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def convert_checkpoint(src: str | Path, out_dir: str | Path, arch: str | None = None,
-                       last_heads: int | None = None) -> Path:
-    """Kept for older callers: :func:`unip_hub.hub.convert.convert_to_hf_folder`."""
-    from unip_hub.hub.convert import convert_to_hf_folder
-
-    return convert_to_hf_folder(src, out_dir, arch=arch, last_heads=last_heads)
-
-
 def _cmd_convert(args: argparse.Namespace) -> int:
     from unip_hub.hub.convert import convert_to_hf_folder, describe_checkpoint
 

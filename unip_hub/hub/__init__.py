@@ -10,23 +10,15 @@ from typing import TYPE_CHECKING
 
 from unip_hub.utils.lazy import lazy_attributes
 
-_LAZY: dict[str, str] = {
-    "ENV_WEIGHTS_DIR": "unip_hub.hub.resolve",
-    "Weights": "unip_hub.hub.registry",
-    "WeightsEntry": "unip_hub.hub.registry",
-    "WeightsNotFoundError": "unip_hub.hub.resolve",
-    "convert_to_hf_folder": "unip_hub.hub.convert",
-    "create_backbone": "unip_hub.hub.backbones",
-    "distillation_of": "unip_hub.hub.backbones",
-    "get_weights_entry": "unip_hub.hub.registry",
-    "list_entries": "unip_hub.hub.registry",
-    "list_models": "unip_hub.hub.registry",
-    "list_weights": "unip_hub.hub.registry",
-    "resolve_weights": "unip_hub.hub.resolve",
-    "unip_vit_base": "unip_hub.hub.backbones",
-    "unip_vit_large": "unip_hub.hub.backbones",
-    "unip_vit_small": "unip_hub.hub.backbones",
-    "unip_vit_tiny": "unip_hub.hub.backbones",
+_LAZY: dict[str, tuple[str, ...]] = {
+    "unip_hub.hub.resolve": ("ENV_WEIGHTS_DIR", "WeightsNotFoundError", "resolve_weights"),
+    "unip_hub.hub.registry": (
+        "Weights", "WeightsEntry", "get_weights_entry", "list_entries", "list_models", "list_weights",
+    ),
+    "unip_hub.hub.convert": ("convert_to_hf_folder",),
+    "unip_hub.hub.backbones": (
+        "create_backbone", "distillation_of", "unip_vit_base", "unip_vit_large", "unip_vit_small", "unip_vit_tiny",
+    ),
 }
 
 __all__ = [

@@ -18,25 +18,15 @@ from __future__ import annotations
 
 from unip_hub.utils.lazy import lazy_attributes
 
-_EXPORTS = {
-    "PRECISIONS": "unip_hub.runtime.load",
-    "RUNTIMES": "unip_hub.runtime.load",
-    "Runtime": "unip_hub.runtime.load",
-    "check_choice": "unip_hub.runtime.load",
-    "load_runtime": "unip_hub.runtime.load",
-    "OrtRuntime": "unip_hub.runtime.sessions",
-    "RuntimeInfo": "unip_hub.runtime.sessions",
-    "TorchRuntime": "unip_hub.runtime.sessions",
-    "AccuracyError": "unip_hub.runtime.accuracy",
-    "DEFAULT_MIN_AGREEMENT": "unip_hub.runtime.accuracy",
-    "compare_outputs": "unip_hub.runtime.accuracy",
-    "CalibrationSet": "unip_hub.runtime.calibration",
-    "calibration_set": "unip_hub.runtime.calibration",
-    "synthetic_calibration": "unip_hub.runtime.calibration",
-    "weights_sha256": "unip_hub.runtime.cache",
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "unip_hub.runtime.load": ("PRECISIONS", "RUNTIMES", "Runtime", "check_choice", "load_runtime"),
+    "unip_hub.runtime.sessions": ("OrtRuntime", "RuntimeInfo", "TorchRuntime"),
+    "unip_hub.runtime.accuracy": ("AccuracyError", "DEFAULT_MIN_AGREEMENT", "compare_outputs"),
+    "unip_hub.runtime.calibration": ("CalibrationSet", "calibration_set", "synthetic_calibration"),
+    "unip_hub.runtime.cache": ("weights_sha256",),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -6,14 +6,12 @@ from typing import TYPE_CHECKING
 
 from unip_hub.utils.lazy import lazy_attributes
 
-_EXPORTS = {
-    "atomic_dir": "unip_hub.utils.atomic",
-    "atomic_path": "unip_hub.utils.atomic",
-    "save_torch_atomic": "unip_hub.utils.atomic",
-    "write_bytes_atomic": "unip_hub.utils.atomic",
-    "write_text_atomic": "unip_hub.utils.atomic",
-    "list_files": "unip_hub.utils.files",
-    "lazy_attributes": "unip_hub.utils.lazy",
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "unip_hub.utils.atomic": (
+        "atomic_dir", "atomic_path", "save_torch_atomic", "write_bytes_atomic", "write_text_atomic",
+    ),
+    "unip_hub.utils.files": ("list_files",),
+    "unip_hub.utils.lazy": ("lazy_attributes",),
 }
 
 __all__ = ["atomic_dir", "atomic_path", "lazy_attributes", "list_files", "save_torch_atomic", "write_bytes_atomic",

@@ -8,31 +8,32 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["lazy_attributes"]
 
 
 def lazy_attributes(
-    module_name: str, exports: Mapping[str, str], aliases: Mapping[str, str] | None = None
+    module_name: str, exports: Mapping[str, Iterable[str]], aliases: Mapping[str, str] | None = None
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """The ``__getattr__`` and ``__dir__`` of a package whose names are imported when first used.
 
     Args:
         module_name: The package's ``__name__`` (it must be executing or imported).
-        exports: Public name -> absolute name of the module defining it.
+        exports: Absolute name of a defining module -> the public names it gives the package.
         aliases: Public name -> absolute name of a module exposed as an attribute (e.g. ``unip_hub.detection``).
 
     Example:
-        >>> __getattr__, __dir__ = lazy_attributes(__name__, {"load_runtime": "unip_hub.runtime.load"})
+        >>> __getattr__, __dir__ = lazy_attributes(__name__, {"unip_hub.runtime.load": ("load_runtime", "RUNTIMES")})
     """
     aliases = dict(aliases or {})
+    where = {name: module for module, names in exports.items() for name in names}
     namespace = sys.modules[module_name].__dict__
 
     def __getattr__(name: str) -> Any:
-        if name in exports:
-            value = getattr(importlib.import_module(exports[name]), name)
+        if name in where:
+            value = getattr(importlib.import_module(where[name]), name)
         elif name in aliases:
             value = importlib.import_module(aliases[name])
         else:
@@ -41,6 +42,6 @@ def lazy_attributes(
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *exports, *aliases})
+        return sorted({*namespace, *where, *aliases})
 
     return __getattr__, __dir__
