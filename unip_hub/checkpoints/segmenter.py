@@ -61,7 +61,8 @@ def _normalise_meta(meta: Any) -> dict[str, Any]:
         return {}
     out = {k: v for k, v in meta.items() if k in ("arch", "num_classes", "head", "neck", "img_size", "layers",
                                                    "aux", "in_chans", "last_heads", "class_names", "palette",
-                                                   "mean", "std", "backbone_kwargs", "input_scaling")}
+                                                   "mean", "std", "backbone_kwargs", "input_scaling",
+                                                   "counts_to_celsius")}
     if "CLASSES" in meta and meta["CLASSES"] is not None:
         out.setdefault("class_names", [str(c) for c in meta["CLASSES"]])
     if "PALETTE" in meta and meta["PALETTE"] is not None:
@@ -123,7 +124,8 @@ def save_segmenter_checkpoint(model: nn.Module, path: str | os.PathLike, meta: M
         meta = {**getattr(model, "config", {}), "num_classes": getattr(model, "num_classes", None),
                 "class_names": getattr(model, "class_names", None), "palette": getattr(model, "palette", None),
                 "mean": getattr(model, "mean", None), "std": getattr(model, "std", None),
-                "input_scaling": getattr(model, "input_scaling", None)}
+                "input_scaling": getattr(model, "input_scaling", None),
+                "counts_to_celsius": getattr(model, "counts_to_celsius", None)}
     meta = json.loads(json.dumps(dict(meta)))  # plain lists/dicts/numbers/strings only (weights_only-safe)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:

@@ -39,6 +39,17 @@ def add_runtime_arguments(p: argparse.ArgumentParser, several: bool = False) -> 
                             "(default 0.99)")
 
 
+COUNTS_TO_CELSIUS_HELP = ("16-bit counts to degC: GAIN * count + OFFSET (Boson TLinear: 0.01 -273.15); default: the "
+                          "calibration stored in the checkpoint, if any")
+
+
+def add_counts_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Adds ``--counts-to-celsius GAIN OFFSET`` (``unip segment``, ``unip eval``; ``unip finetune`` has the same
+    option from :class:`unip_hub.train.finetune_config.FinetuneConfig`)."""
+    p.add_argument("--counts-to-celsius", type=float, nargs=2, metavar=("GAIN", "OFFSET"), default=None,
+                   help=COUNTS_TO_CELSIUS_HELP)
+
+
 def runtime_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keywords of :func:`unip_hub.runtime.load_runtime` from the parsed options of :func:`add_runtime_arguments`."""
     return {"runtime": args.runtime, "precision": args.precision, "cache_dir": args.cache_dir,

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from unip_hub.cli.common import add_runtime_arguments, runtime_options
+from unip_hub.cli.common import add_counts_argument, add_runtime_arguments, runtime_options
 from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
 
 KINDS = ("masks", "color", "overlay")
@@ -61,8 +61,7 @@ def _add_thermal_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scaling", default=None, metavar="SPEC",
                    help="input scaling: 'percentile 0.5/99.5', 'window LOW..HIGH degC' or '8-bit' (default: the "
                         "one stored in the checkpoint, else percentile 0.5/99.5)")
-    g.add_argument("--counts-to-celsius", type=float, nargs=2, metavar=("GAIN", "OFFSET"),
-                   help="16-bit counts to degC: GAIN * count + OFFSET (Boson TLinear: 0.01 -273.15)")
+    add_counts_argument(g)  # --counts-to-celsius GAIN OFFSET
     g.add_argument("--unit", choices=("auto", "celsius", "kelvin"), default="auto",
                    help="unit of float TIFF/NPY frames (auto: median above 173.15 = kelvin)")
     g.add_argument("--emissivity", type=float, default=None, help="FLIR R-JPEG emissivity (default: the file's)")

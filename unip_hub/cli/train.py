@@ -25,7 +25,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                         mode=args.mode, crop_size=args.crop_size, stride=args.stride, scale=args.scale,
                         native=args.native, batch_windows=args.batch_windows, out=args.out, device=args.device,
                         num_workers=args.num_workers, seed=args.seed, synthetic_size=args.synthetic_size,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, counts_to_celsius=args.counts_to_celsius)
     return 0
 
 
@@ -39,6 +39,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds ``finetune``, ``eval`` and ``demo``."""
+    from unip_hub.cli.common import add_counts_argument
     from unip_hub.data.presets import DATASETS
     from unip_hub.train.config import add_dataclass_arguments
     from unip_hub.train.finetune_config import FinetuneConfig
@@ -66,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="synthetic dataset: seed of the run it was trained with")
     p.add_argument("--synthetic-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    add_counts_argument(p)  # --counts-to-celsius GAIN OFFSET (default: the checkpoint's)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_eval)
 

@@ -64,6 +64,7 @@ def describe_checkpoint(src: str | os.PathLike) -> dict[str, Any]:
 
         meta = read_segmenter_checkpoint(src)[1]  # a segmenter: how its inputs are scaled (older files: default)
         info["input_scaling"] = meta.get("input_scaling") or INPUT_SCALING
+        info["counts_to_celsius"] = meta.get("counts_to_celsius")  # GAIN, OFFSET of 16-bit counts, or None
     return info
 
 

@@ -176,6 +176,8 @@ def create_segmenter(
         _load_segmenter_state(seg, sd, source=str(checkpoint), keep_aux=aux)
     if meta.get("input_scaling"):  # how its inputs were scaled in training (older files: the default)
         seg.input_scaling = str(meta["input_scaling"])
+    if meta.get("counts_to_celsius"):  # the counts calibration it was trained with, beside the scaling
+        seg.counts_to_celsius = [float(v) for v in meta["counts_to_celsius"]]
     if freeze_backbone if freeze_backbone is not None else head == "linear":
         seg.freeze_backbone(True)
     seg.config = {"arch": arch, "num_classes": num_classes, "head": head, "neck": neck, "img_size": img_size,

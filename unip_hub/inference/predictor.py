@@ -15,6 +15,7 @@ called (a compiled model or another runtime plugs in there).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,9 @@ class Predictor:
         self.scaling = InputScaling.parse(scaling) if scaling is not None else \
             scaling_from_meta(getattr(segmenter, "input_scaling", None))
         self.calibration = calibration or Calibration()
+        stored = getattr(segmenter, "counts_to_celsius", None)  # the checkpoint's counts calibration, unless given
+        if self.calibration.counts_to_celsius is None and stored:
+            self.calibration = replace(self.calibration, counts_to_celsius=tuple(float(v) for v in stored))
 
     @property
     def num_classes(self) -> int:

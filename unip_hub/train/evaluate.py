@@ -106,11 +106,13 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
                         crop_size: int | None = None, stride: int | None = None, scale: tuple[int, int] | None = None,
                         native: bool = False, batch_windows: int = 4, out: str | Path | None = None,
                         device: str = "auto", num_workers: int = 2, seed: int = 0,
-                        synthetic_size: tuple[int, int] | None = None, progress: bool = True) -> dict[str, Any]:
+                        synthetic_size: tuple[int, int] | None = None, progress: bool = True,
+                        counts_to_celsius: tuple[float, float] | None = None) -> dict[str, Any]:
     """``unip eval``: loads a segmenter checkpoint, evaluates it on a dataset split, prints the per-class table.
 
     The images are read with the checkpoint's own input-scaling spec (meta ``input_scaling``; older and mmseg
-    files: ``percentile 0.5/99.5``), as in fine-tuning and ``unip segment``.
+    files: ``percentile 0.5/99.5``), as in fine-tuning and ``unip segment``; 16-bit count images with its
+    ``counts_to_celsius`` calibration unless one is given.
 
     Args:
         checkpoint: ``best.pth`` / ``last.pth`` of ``unip finetune``, a ``.safetensors`` file or an mmseg checkpoint.
@@ -130,6 +132,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
         seed: Synthetic dataset: the seed of the run it was trained with.
         synthetic_size: Synthetic dataset: scene size (H, W).
         progress: Show a progress bar.
+        counts_to_celsius: ``(gain, offset)`` of 16-bit count images (default: the checkpoint's, if any).
 
     Returns:
         :func:`evaluate`'s dict.
@@ -143,8 +146,9 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
     seg = load_segmenter(checkpoint).to(device).eval()
     crop = crop_size or int(seg.config.get("img_size") or SLIDE_CROP)
     scaling = scaling_from_meta(getattr(seg, "input_scaling", None))  # the spec it was trained with
+    counts = counts_to_celsius or getattr(seg, "counts_to_celsius", None)  # given, else the checkpoint's
     cfg = FinetuneConfig(dataset=dataset, data_root=data_root, classes=classes, test_split=split, crop_size=crop,
-                         seed=seed, input_scaling=str(scaling))
+                         seed=seed, input_scaling=str(scaling), counts_to_celsius=counts)
     if dataset == "synthetic" and synthetic_size:
         cfg.synthetic_size = tuple(synthetic_size)
     cfg = cfg.resolved()
@@ -155,6 +159,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
                       progress=progress)
     _report(result, list(data.CLASSES), out, {"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
                                               "crop_size": crop, "stride": stride, "input_scaling": str(scaling),
+                                              "counts_to_celsius": list(cfg.counts_to_celsius or []) or None,
                                               "scale": list(scale) if scale else None})
     return result
 

@@ -62,13 +62,15 @@ def build_segmenter(cfg: FinetuneConfig, class_names: list[str], palette: Any = 
                            palette=[list(c) for c in palette] if palette else None, **cfg.backbone_kwargs)
     seg.backbone.norm.requires_grad_(False)  # features are taken before the final norm: it gets no gradient
     seg.input_scaling = str(InputScaling.parse(cfg.input_scaling))  # saved in its checkpoints, used by eval/segment
+    seg.counts_to_celsius = list(cfg.counts_to_celsius) if cfg.counts_to_celsius else None  # beside the scaling
     return seg
 
 
 def segmenter_meta(seg: nn.Module) -> dict[str, Any]:
     """The ``meta`` saved beside the weights (what ``load_segmenter`` needs), as plain JSON types."""
     meta = {**seg.config, "num_classes": seg.num_classes, "class_names": seg.class_names, "palette": seg.palette,
-            "mean": seg.mean, "std": seg.std, "input_scaling": seg.input_scaling}
+            "mean": seg.mean, "std": seg.std, "input_scaling": seg.input_scaling,
+            "counts_to_celsius": getattr(seg, "counts_to_celsius", None)}
     return json.loads(json.dumps(meta))
 
 
@@ -82,7 +84,7 @@ def _resume_state(cfg: FinetuneConfig) -> tuple[Path | None, dict[str, Any] | No
     if resume is None:
         return None, None
     state = load_training_state(resume)
-    saved = {"input_scaling": INPUT_SCALING, **state["config"]}  # runs from before the setting: the default
+    saved = {"input_scaling": INPUT_SCALING, "counts_to_celsius": None, **state["config"]}  # older runs: defaults
     check_resume(asdict(cfg), saved, resume, ignore=RESUMABLE_CHANGES)
     return resume, state
 

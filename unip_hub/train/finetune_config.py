@@ -7,6 +7,7 @@ from the dataset presets (:mod:`unip_hub.data.presets`) and the crop size.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,10 @@ class FinetuneConfig:
                               "and applied by unip eval / segment: 'percentile LOW/HIGH' (default percentile "
                               "0.5/99.5), 'window LOW..HIGH degC' (radiometric data: float TIFF/NPY in degC or K, "
                               "R-JPEG) or '8-bit' (8-bit images as they are)")
+    counts_to_celsius: tuple[float, float] | None = _opt(
+        None, "16-bit count images (TLinear): degC = GAIN * count + OFFSET (Boson: 0.01 -273.15), for a 'window "
+        "LOW..HIGH degC' scaling; saved in the checkpoint beside the scaling (default: none)",
+        metavar=("GAIN", "OFFSET"))
     crop_size: int = _opt(SLIDE_CROP, "training crop side, a multiple of 16 (default 512)")
     scale: tuple[int, int] | None = _opt(None, "rescale target of train and test images (default 4 x crop, crop = "
                                          "2048 512)", metavar=("LONG", "SHORT"))
@@ -100,11 +105,22 @@ class FinetuneConfig:
         c.eval_interval = c.eval_interval if c.eval_interval is not None else max(c.iterations // 10, 1)
         c.betas, c.synthetic_size = tuple(c.betas), tuple(c.synthetic_size)
         c.input_scaling = str(InputScaling.parse(c.input_scaling))  # canonical text: compared on resume
+        c.counts_to_celsius = _counts(c.counts_to_celsius)
         if c.iterations <= 0 or c.warmup < 0 or c.batch_size <= 0 or c.crop_size % PATCH_SIZE:
             raise ValueError("iterations and batch_size must be positive, warmup >= 0, crop_size a multiple of 16")
         if c.eval_mode not in ("slide", "whole"):
             raise ValueError(f"eval_mode must be 'slide' or 'whole', got {c.eval_mode!r}")
         return c
+
+
+def _counts(value: Any) -> tuple[float, float] | None:
+    """``(gain, offset)`` as two floats (or ``None``); a zero or non-finite gain is refused."""
+    if value is None:
+        return None
+    gain, offset = (float(v) for v in value)
+    if not (math.isfinite(gain) and math.isfinite(offset)) or gain == 0:
+        raise ValueError(f"counts_to_celsius must be a finite non-zero GAIN and a finite OFFSET, got {value!r}")
+    return gain, offset
 
 
 @dataclass
@@ -135,6 +151,7 @@ def config_from_options(options: argparse.Namespace | dict[str, Any]) -> Finetun
         return dataclass_from_args(FinetuneConfig, given)
     saved = dict(load_training_state(resume)["config"])
     saved.setdefault("input_scaling", INPUT_SCALING)  # runs from before the setting existed used the default
+    saved.setdefault("counts_to_celsius", None)
     saved.setdefault("out_dir", str(Path(resume).parent))
     given.setdefault("out_dir", str(Path(resume).parent))
     return dataclass_from_args(FinetuneConfig, given, base=saved)

@@ -4,7 +4,8 @@
 ``folder`` (``<root>/images/<split>``, ``<root>/labels/<split>``, ``classes.txt``) or the generated ``synthetic``
 scenes. Images are read with the run's input-scaling spec (:class:`unip_hub.data.scaling.InputScaling`): the
 default ``percentile 0.5/99.5`` is :func:`unip_hub.data.read_thermal`; any other spec goes through
-:meth:`unip_hub.data.datasets.SegDataset.set_input_scaling`, as ``unip segment`` reads frames.
+:meth:`unip_hub.data.datasets.SegDataset.set_input_scaling`, as ``unip segment`` reads frames; 16-bit count images
+become temperatures with the run's ``counts_to_celsius`` (``GAIN * count + OFFSET``) there.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def build_dataset(cfg: FinetuneConfig, part: str = "train") -> Any:
     if cfg.dataset == "synthetic" and scaling.needs_temperatures:
         raise ValueError(f"input scaling '{scaling}' needs temperatures, but the synthetic scenes are 8-bit gray; "
                          "use a folder dataset of radiometric images (float TIFF/NPY in degC or K, R-JPEG)")
-    return dataset.set_input_scaling(scaling)
+    from unip_hub.data.radiometric import Calibration
+
+    counts = tuple(cfg.counts_to_celsius) if cfg.counts_to_celsius else None
+    return dataset.set_input_scaling(scaling, Calibration(counts_to_celsius=counts))
 
 
 def _build(cfg: FinetuneConfig, part: str) -> Any:
