@@ -63,7 +63,7 @@ def test_counts_with_linear_calibration_and_8bit_in_16bit(tmp_path):
 def test_vendor_formats_refused_with_one_line_errors(tmp_path):
     seq = tmp_path / "flight.seq"
     seq.write_bytes(b"\x00" * 64)
-    with pytest.raises(RadiometricError, match="split them into radiometric frames") as info:
+    with pytest.raises(RadiometricError, match="iter_seq_frames") as info:
         read_radiometric(seq)
     assert str(seq) in str(info.value)
     exif = Image.Exif()
@@ -177,3 +177,19 @@ def test_datasets_read_with_the_models_scaling(tmp_path):
     data.set_input_scaling("window 20..35 degC")
     gray = data.read_image(tmp_path / "img" / "a.tif")
     np.testing.assert_array_equal(gray, InputScaling.parse("window 20..35 degC").to_gray(read_radiometric(SCENE_C)))
+
+
+def test_fff_without_flirpy_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    from unip_hub.data.seq import iter_seq_frames
+
+    for name in ("flirpy", "flirpy.io", "flirpy.io.fff", "flirpy.io.seq", "flirpy.util", "flirpy.util.raw"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if flirpy were not installed
+    for name in ("frame.fff", "flight.seq"):
+        (tmp_path / name).write_bytes(b"FFF\x00" + b"\x00" * 60)
+    with pytest.raises(RadiometricError, match=r"pip install 'unip\[seq\]'") as info:
+        read_radiometric(tmp_path / "frame.fff")
+    assert str(tmp_path / "frame.fff") in str(info.value)
+    with pytest.raises(RadiometricError, match=r"unip\[seq\]"):
+        iter_seq_frames(tmp_path / "flight.seq")

@@ -12,8 +12,11 @@ What is read (:func:`read_radiometric`):
 * 16-bit counts: temperatures with a user-supplied linear calibration ``celsius = gain * count + offset``
   (``counts_to_celsius``; a Boson in TLinear mode writes 0.01 K per count: ``(0.01, -273.15)``); without it the
   frame has no temperatures and is only scaled to gray. 8-bit data in a 16-bit container is taken as 8-bit.
+* FLIR FFF frames (``.fff``) through the optional ``flirpy`` (``pip install 'unip[seq]'``, MIT); whole FLIR SEQ
+  sequences are frame iterators: :func:`unip_hub.data.seq.iter_seq_frames`.
 * Refused with a one-line error naming the file and what to do: DJI R-JPEGs (their raw data needs DJI's Thermal
-  SDK), FLIR SEQ/CSQ sequences (split them into frames first), corrupt R-JPEGs and R-JPEGs without calibration.
+  SDK), a ``.seq`` passed as one frame (use the iterator), CSQ (JPEG-LS compressed frames) and other vendor
+  sequences (export them as frames first), corrupt R-JPEGs and R-JPEGs without calibration.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ class Frame:
         values: ``(H, W)``: uint8 for 8-bit data, else the raw counts or floats.
         celsius: float32 ``(H, W)`` temperatures in degC, or ``None`` when the data holds none.
         source: What was read (a path or a description).
-        kind: ``"8-bit"``, ``"counts"``, ``"celsius"``, ``"kelvin"`` or ``"flir-rjpeg"``.
+        kind: ``"8-bit"``, ``"counts"``, ``"celsius"``, ``"kelvin"``, ``"flir-rjpeg"`` or ``"flir-fff"`` (FFF
+            frames, also those of SEQ files).
         params: Calibration used (FLIR: emissivity, reflected temperature, distance; counts: gain, offset).
     """
 
@@ -169,11 +173,19 @@ def _to_celsius(kelvin: Any) -> float | None:
 
 
 def _refuse_vendor_formats(path: Path) -> None:
-    if path.suffix.lower() in SEQUENCE_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix == ".seq":
         raise RadiometricError(
-            f"{path}: FLIR {path.suffix.lower()[1:].upper()} sequences are not read directly; split them into "
-            "radiometric frames first (flirpy's split_seqs, or FLIR Thermal Studio: export as radiometric TIFF / "
-            "R-JPEG) and pass the folder of frames")
+            f"{path}: a FLIR SEQ sequence, not one frame; read its frames with unip_hub.data.seq.iter_seq_frames "
+            "or pass it to unip segment as a video (needs pip install 'unip[seq]': flirpy)")
+    if suffix == ".csq":
+        raise RadiometricError(
+            f"{path}: FLIR CSQ sequences hold JPEG-LS compressed frames, which are not read here; export the "
+            "recording from FLIR Thermal Studio / ResearchIR as SEQ or radiometric TIFF frames and pass those")
+    if suffix in SEQUENCE_SUFFIXES and suffix != ".fff":
+        raise RadiometricError(
+            f"{path}: FLIR {suffix[1:].upper()} files are not read directly; export them as radiometric "
+            "frames first (FLIR Thermal Studio / ResearchIR: radiometric TIFF) and pass the folder of frames")
     if flir_kind(path) == "dji":
         raise RadiometricError(
             f"{path}: a DJI thermal R-JPEG; its temperatures need DJI's Thermal SDK (dji_irp): convert it to a "
@@ -220,6 +232,10 @@ def read_radiometric(source: ThermalSource, calibration: Calibration | None = No
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         _refuse_vendor_formats(path)
+        if path.suffix.lower() == ".fff":  # one FLIR FFF frame, through flirpy (pip install 'unip[seq]')
+            from unip_hub.data.seq import read_fff
+
+            return read_fff(path, calibration)
         if flir_kind(path) == "flir":
             return _read_flir(path, calibration)
         return _array_temperatures(read_frame(path), str(path), calibration)
