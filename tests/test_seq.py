@@ -32,6 +32,7 @@ def _camera_record(emissivity: float = 1.0, distance: float = 0.0) -> bytes:
                           (0x74, 0.01262), (0x78, -0.002276), (0x7C, -0.00667), (0x80, 1.9), (0x30C, R2)):
         struct.pack_into("<f", rec, offset, value)
     struct.pack_into("<i", rec, 0x308, PO)
+    struct.pack_into("<H", rec, 0x464, 30)  # frame rate
     return bytes(rec)
 
 
@@ -63,7 +64,7 @@ def write_seq(path: Path, n: int = 3) -> list[np.ndarray]:
 def test_seq_frames_are_temperatures_by_the_planck_formula(tmp_path):
     path = tmp_path / "flight.seq"
     scenes = write_seq(path)
-    assert seq_info(path) == SeqInfo(3, 12, 16)
+    assert seq_info(path) == SeqInfo(3, 12, 16, 30.0)
     frames = list(iter_seq_frames(path))
     assert len(frames) == 3
     for i, (frame, counts) in enumerate(zip(frames, scenes, strict=True)):

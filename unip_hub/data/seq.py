@@ -37,11 +37,13 @@ _INSTALL = "pip install 'unip[seq]' (flirpy, MIT)"
 
 @dataclass(frozen=True)
 class SeqInfo:
-    """What a SEQ file holds: ``frames`` FFF frames of ``height`` x ``width`` pixels (of the first frame)."""
+    """What a SEQ file holds: ``frames`` FFF frames of ``height`` x ``width`` pixels and the recording's frame
+    rate ``fps`` (``None`` when the camera record leaves it 0), all of the first frame."""
 
     frames: int
     height: int
     width: int
+    fps: float | None = None
 
 
 def _flirpy(path: Path) -> tuple[Any, Any, Any]:
@@ -169,8 +171,10 @@ def seq_info(path: str | os.PathLike) -> SeqInfo:
     """The number of frames and the frame size of a FLIR ``.seq`` file (raises as :func:`iter_seq_frames`)."""
     path = Path(path)
     seq, _ = _open_seq(path)
-    first = _counts(seq[0], f"{path} frame 0")
-    return SeqInfo(len(seq), int(first.shape[0]), int(first.shape[1]))
+    fff = seq[0]
+    first = _counts(fff, f"{path} frame 0")
+    rate = float((fff.meta or {}).get("FrameRate") or 0)
+    return SeqInfo(len(seq), int(first.shape[0]), int(first.shape[1]), rate or None)
 
 
 def read_fff(path: str | os.PathLike, calibration: Calibration | None = None) -> Frame:
