@@ -4,6 +4,7 @@ radiometric overlay (temperatures in a colormap, class outlines, a temperature c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,12 @@ def overlay(gray: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: floa
 
 def colormap_lut(name: str = "inferno") -> np.ndarray:
     """(256, 3) uint8 colours of a matplotlib colormap (``thermal`` / ``plot`` extra); a gray ramp without it."""
+    return _lut(name).copy()
+
+
+@lru_cache(maxsize=8)
+def _lut(name: str) -> np.ndarray:
+    """:func:`colormap_lut`, computed once per name (read-only; video frames share it)."""
     try:
         from matplotlib import colormaps
     except ImportError:
@@ -60,7 +67,22 @@ def class_edges(mask: np.ndarray) -> np.ndarray:
     return edges
 
 
-def _legend_and_bar(height: int, bounds: tuple[float, float], lut: np.ndarray, entries: list[tuple[str, tuple]]
+def _tick_labels(bounds: tuple[float, float]) -> tuple[str, str, str]:
+    """The colour bar's three tick texts (low, middle, high)."""
+    lo, hi = bounds
+    return tuple(f"{lo + frac * (hi - lo):.1f}\u00b0C" for frac in (0.0, 0.5, 1.0))  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=32)
+def _panel(height: int, labels: tuple[str, str, str], cmap: str, entries: tuple[tuple[str, tuple], ...]
+           ) -> np.ndarray:
+    """The side panel as RGB uint8, drawn once per distinct look (video frames mostly repeat the previous one)."""
+    panel = np.asarray(_legend_and_bar(height, labels, _lut(cmap), list(entries)))
+    panel.setflags(write=False)
+    return panel
+
+
+def _legend_and_bar(height: int, labels: tuple[str, str, str], lut: np.ndarray, entries: list[tuple[str, tuple]]
                     ) -> Any:
     """The side panel: a temperature colour bar (hot at the top) with three ticks, then the class legend."""
     from PIL import Image, ImageDraw, ImageFont
@@ -72,11 +94,9 @@ def _legend_and_bar(height: int, bounds: tuple[float, float], lut: np.ndarray, e
     bar = lut[np.linspace(255, 0, rows - 8).astype(np.uint8)]  # (rows - 8, 3), hot at the top
     panel.paste(Image.fromarray(np.repeat(bar[:, None], 10, axis=1)), (4, 4))
     draw = ImageDraw.Draw(panel)
-    lo, hi = bounds
-    for frac in (0.0, 0.5, 1.0):
+    for frac, label in zip((0.0, 0.5, 1.0), labels):
         y = 4 + round((1 - frac) * (rows - 9))
         draw.line([(14, y), (17, y)], fill=(0, 0, 0))
-        label = f"{lo + frac * (hi - lo):.1f}\u00b0C"
         draw.text((21, min(max(y - 6, 0), rows - 12)), label, fill=(0, 0, 0), font=font)
     for i, (name, colour) in enumerate(entries):
         y = 4 + 14 * i
@@ -106,19 +126,32 @@ def thermal_overlay(celsius: np.ndarray, mask: np.ndarray, palette: np.ndarray, 
     from unip_hub.data.readers import percentile_bounds, scale_to_uint8
 
     mask = np.asarray(mask)
+    colorize(mask, palette)  # checks the classes against the palette
     lo_hi = bounds or percentile_bounds(celsius) or (0.0, 1.0)
-    lut = colormap_lut(cmap)
-    image = lut[scale_to_uint8(celsius, *lo_hi)].astype(np.float32)  # (H, W, 3)
-    colours = colorize(mask, palette)
-    image = (1 - alpha) * image + alpha * colours.astype(np.float32)
+    table = _blend_table(cmap, np.ascontiguousarray(palette, np.uint8).tobytes(), len(palette), float(alpha))
+    level = scale_to_uint8(celsius, *lo_hi)  # (H, W) uint8 colormap index
+    index = level.astype(np.intp) * len(palette) + mask  # (H, W) row of the (256 * K, 3) blend table
     edges = class_edges(mask)
-    image[edges] = colours[edges]
+    index[edges] = 256 * len(palette) + mask[edges]  # outlines: the class colour itself (rows after the table)
     names = list(class_names or [])
     shown = range(len(palette)) if all_classes else np.unique(mask).tolist()
-    entries = [(names[c] if c < len(names) else f"class_{c}", tuple(palette[c])) for c in shown]
-    panel = np.asarray(_legend_and_bar(mask.shape[0], lo_hi, lut, entries))
+    entries = tuple((names[c] if c < len(names) else f"class_{c}", tuple(int(v) for v in palette[c]))
+                    for c in shown)
+    panel = _panel(mask.shape[0], _tick_labels(lo_hi), cmap, entries)
     height = max(mask.shape[0], panel.shape[0])
     canvas = np.full((height, mask.shape[1] + panel.shape[1], 3), 255, np.uint8)
-    canvas[: mask.shape[0], : mask.shape[1]] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    np.take(table, index, axis=0, out=canvas[: mask.shape[0], : mask.shape[1]])  # (H, W, 3)
     canvas[: panel.shape[0], mask.shape[1]:] = panel
     return canvas
+
+
+@lru_cache(maxsize=16)
+def _blend_table(cmap: str, palette: bytes, classes: int, alpha: float) -> np.ndarray:
+    """(256 * K + K, 3) uint8: row ``g * K + c`` = colormap level g blended with class c (the float formula of
+    :func:`thermal_overlay`, rounded), then the K plain class colours (the outlines)."""
+    colours = np.frombuffer(palette, np.uint8).reshape(classes, 3)
+    lut = _lut(cmap).astype(np.float32)[:, None]  # (256, 1, 3)
+    blend = (1 - alpha) * lut + alpha * colours.astype(np.float32)[None]  # (256, K, 3) float32
+    table = np.concatenate([np.clip(np.rint(blend), 0, 255).astype(np.uint8).reshape(-1, 3), colours])
+    table.setflags(write=False)
+    return table
