@@ -53,11 +53,11 @@ def region_stats(celsius: np.ndarray, class_mask: np.ndarray, min_area: int = 1,
     labels, count = ndimage.label(class_mask, structure=_EIGHT_CONNECTED)
     if count == 0:
         return []
-    flat = labels.ravel()
+    rows, cols = np.nonzero(labels)  # the class's pixels only, in raster order
+    flat = labels[rows, cols]
     areas = np.bincount(flat, minlength=count + 1)[1:]  # (count,) pixels per region
-    rows, cols = np.indices(labels.shape)
-    centroids = np.stack([np.bincount(flat, weights=rows.ravel(), minlength=count + 1)[1:] / areas,
-                          np.bincount(flat, weights=cols.ravel(), minlength=count + 1)[1:] / areas], axis=1)
+    centroids = np.stack([np.bincount(flat, weights=rows, minlength=count + 1)[1:] / areas,
+                          np.bincount(flat, weights=cols, minlength=count + 1)[1:] / areas], axis=1)
     regions = []
     for i, box in enumerate(ndimage.find_objects(labels)):
         if areas[i] < min_area:
