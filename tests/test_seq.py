@@ -112,3 +112,29 @@ def test_big_endian_raw_data_is_swapped(tmp_path):
     path = tmp_path / "be.fff"
     path.write_bytes(bytes(data))
     np.testing.assert_array_equal(read_fff(path).values, counts)
+
+
+def test_seq_through_the_video_path(tmp_path):
+    """`unip segment flight.seq`: the video path reads SEQ frames in degC and writes the overlay and the table."""
+    pytest.importorskip("av")
+    pytest.importorskip("scipy")
+    from helpers.segmenters import PALETTE, tiny_segmenter
+
+    from unip_hub.inference import Predictor
+    from unip_hub.inference.video import VideoSettings, is_video, segment_video
+
+    path = tmp_path / "flight.seq"
+    write_seq(path, n=4)
+    assert is_video(path)
+    seg = tiny_segmenter(seed=3, palette=PALETTE)
+    record = segment_video(Predictor(seg), path, tmp_path / "out", settings=VideoSettings(batch_size=2, progress=False))
+    out = tmp_path / "out" / "flight"
+    assert record["frames"] == 4
+    assert (out / "overlay.mp4").stat().st_size > 0
+    import csv
+
+    rows = list(csv.DictReader(open(out / "frames.csv")))
+    assert sorted({int(r["frame"]) for r in rows}) == [0, 1, 2, 3]
+    assert float(next(r for r in rows if r["frame"] == "1")["time_s"]) == pytest.approx(1 / 30, abs=1e-3)  # SEQ rate
+    temps = [float(r[k]) for r in rows for k in ("min", "max")]
+    assert all(np.isfinite(temps))  # temperatures from the frames' Planck constants, not gray levels

@@ -35,7 +35,7 @@ from unip_hub.utils.files import list_files
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoSettings", "is_video", "measure_video", "read_video_frames", "segment_video"]
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".seq")
 _DONE = object()
 
 
@@ -130,12 +130,20 @@ def read_video_frames(source: str | os.PathLike, calibration: Any = None) -> Ite
         return (read_radiometric(f, calibration) for f in files)
     if not path.is_file():
         raise FileNotFoundError(f"input {path} does not exist")
+    if path.suffix.lower() == ".seq":  # FLIR SEQ: FFF frames through flirpy (pip install 'unip[seq]')
+        from unip_hub.data.seq import iter_seq_frames
+
+        return iter_seq_frames(path, calibration)
     return _decode(path, calibration)
 
 
 def _video_fps(path: Path, default: float) -> float:
     if path.is_dir():
         return default
+    if path.suffix.lower() == ".seq":
+        from unip_hub.data.seq import seq_info
+
+        return seq_info(path).fps or default
     av = _av()
 
     try:
