@@ -237,3 +237,19 @@ def test_segment_cli_runtime_switch_caches_next_to_the_checkpoint_and_refuses(tm
     err = capsys.readouterr().err
     assert "refusing it" in err and "--min-agreement" in err
     assert not (tmp_path / "q" / "masks").exists(), "a refused model writes nothing"
+
+
+def test_static_shape_graph_equals_torch_and_is_cached_per_shape(tmp_path):
+    """A fixed-shape fp32 graph: same logits as eager, one cache entry per shape, rebuilt never on reload."""
+    seg = _segmenter()
+    ref = load_runtime(seg)
+    for shape in [(2, 64, 96), (1, 96, 64)]:
+        rt = load_runtime(seg, "onnxruntime", "fp32", cache_dir=tmp_path, static_shape=shape)
+        x = torch.randn(*shape[:1], 1, *shape[1:], generator=torch.Generator().manual_seed(1))
+        x = x.expand(-1, seg.backbone.in_chans, -1, -1).contiguous()
+        assert not rt.info.cached
+        assert (rt(x) - ref(x)).abs().max().item() < 1e-3
+        assert load_runtime(seg, "onnxruntime", "fp32", cache_dir=tmp_path, static_shape=shape).info.cached
+    assert len(list(tmp_path.glob("*.onnx"))) == 2
+    with pytest.raises(ValueError, match="static_shape"):
+        load_runtime(seg, "onnxruntime", "int8", cache_dir=tmp_path, static_shape=(1, 64, 64))

@@ -75,7 +75,8 @@ def _dynamic_shapes(kind: str, patch: int) -> dict:
     return {"x": {0: batch, 2: Dim.DYNAMIC(min=64, max=8192), 3: Dim.DYNAMIC(min=64, max=8192)}}
 
 
-def _write(module: nn.Module, x: torch.Tensor, fmt: str, kind: str, tmp: Path, opset: int | None) -> None:
+def _write(module: nn.Module, x: torch.Tensor, fmt: str, kind: str, tmp: Path, opset: int | None,
+           dynamic: bool = True) -> None:
     if fmt == "torchscript":
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: verified
@@ -86,7 +87,8 @@ def _write(module: nn.Module, x: torch.Tensor, fmt: str, kind: str, tmp: Path, o
         torch.export.save(program, str(tmp))
     else:
         kwargs = {} if opset is None else {"opset_version": opset}
-        program = torch.onnx.export(module, (x,), dynamo=True, dynamic_shapes=_dynamic_shapes(kind, PATCH_SIZE),
+        shapes = _dynamic_shapes(kind, PATCH_SIZE) if dynamic else None  # static: ORT folds the shape chains
+        program = torch.onnx.export(module, (x,), dynamo=True, dynamic_shapes=shapes,
                                     input_names=["images"], output_names=["output"], verbose=False, **kwargs)
         program.save(str(tmp))
 
@@ -161,6 +163,7 @@ def export_model(
     output: str = "tokens",
     atol: float = 1e-4,
     opset: int | None = None,
+    dynamic: bool = True,
 ) -> ExportResult:
     """Exports ``model`` (a UnipViT or a Segmenter) with dynamic batch/height/width and verifies it.
 
@@ -175,6 +178,8 @@ def export_model(
         output: Backbones: ``tokens`` (B, 1 + N, C) or ``cls`` (B, C).
         atol: Largest accepted ``|exported - eager|`` at every checked size.
         opset: ONNX opset (default: the exporter's).
+        dynamic: ``False`` (ONNX only) fixes batch, H and W to the example's (``batch`` x ``size``) and checks
+            at that shape only: ORT can then fold the position-embedding resize and the reshape chains.
 
     Raises:
         ExportError: the exporter failed, or the program differs from eager by more than ``atol`` (nothing is
@@ -189,11 +194,13 @@ def export_model(
         raise ValueError(f"backbone example size {size} must be a multiple of {model.patch_size}")
     in_chans = model.in_chans if kind == "backbone" else model.backbone.in_chans
     inputs = _example_inputs(size, check_sizes, kind, batch, in_chans)
+    if not dynamic:
+        inputs = {size: inputs[size]}
     eager = model if kind == "segmenter" else module  # the segmenter's own forward, the backbone's tokens
     try:
         with atomic_path(path) as tmp:
             try:
-                _write(module, inputs[size], format, kind, tmp, opset)
+                _write(module, inputs[size], format, kind, tmp, opset, dynamic or format != "onnx")
             except Exception as e:  # exporters raise many types; say which step failed
                 raise ExportError(f"{format} export of the {kind} failed: {type(e).__name__}: {e}") from e
             result = ExportResult(path, format, kind)

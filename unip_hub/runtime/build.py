@@ -38,12 +38,18 @@ def model_kind(model: nn.Module) -> str:
     return "segmenter" if hasattr(model, "decode_head") else "backbone"
 
 
-def build_fp32(model: nn.Module, out: Path) -> dict[str, Any]:
-    """Exports ``model`` to ``out`` (ONNX, atomic) and returns the export's errors per checked size."""
+def build_fp32(model: nn.Module, out: Path, static: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """Exports ``model`` to ``out`` (ONNX, atomic) and returns the export's errors per checked size.
+
+    ``static`` (batch, H, W) fixes the graph's input shape (one shape, checked at it); else batch, H, W are dynamic.
+    """
     from unip_hub.export import export_model
 
     kind = model_kind(model)
-    result = export_model(model, out, "onnx", size=EXAMPLE_SIZES[kind], atol=EXPORT_ATOL)
+    if static is not None:
+        result = export_model(model, out, "onnx", size=static[1:], batch=static[0], atol=EXPORT_ATOL, dynamic=False)
+    else:
+        result = export_model(model, out, "onnx", size=EXAMPLE_SIZES[kind], atol=EXPORT_ATOL)
     return {"export_max_abs_error": {f"{h}x{w}": e for (h, w), e in result.max_abs_error.items()}}
 
 

@@ -40,7 +40,8 @@ def check_choice(runtime: str, precision: str) -> None:
         raise ValueError(f"the {runtime} runtime runs {'/'.join(_ALLOWED[runtime])}, not {precision!r}{hint}")
 
 
-def _recipe(model: nn.Module, kind: str, precision: str, calibration: CalibrationSet | None) -> dict[str, Any]:
+def _recipe(model: nn.Module, kind: str, precision: str, calibration: CalibrationSet | None,
+            static: tuple[int, int, int] | None = None) -> dict[str, Any]:
     import onnxruntime as ort
 
     recipe = {"version": RECIPE_VERSION, "kind": kind, "class": type(model).__name__, "precision": precision,
@@ -48,6 +49,8 @@ def _recipe(model: nn.Module, kind: str, precision: str, calibration: Calibratio
               "onnxruntime": ort.__version__}
     if calibration is not None:
         recipe["calibration"] = calibration.digest
+    if static is not None:
+        recipe["static"] = list(static)
     return recipe
 
 
@@ -66,14 +69,16 @@ def _entry(folder: Path, weights: str, recipe: dict[str, Any]) -> tuple[CacheEnt
     return entry, entry.load_meta()
 
 
-def _fp32_graph(model: nn.Module, kind: str, folder: Path, weights: str, progress: bool) -> tuple[Path, bool]:
-    """The cached fp32 graph of ``model`` (built when missing); (path, was it cached)."""
-    entry, meta = _entry(folder, weights, _recipe(model, kind, "fp32", None))
+def _fp32_graph(model: nn.Module, kind: str, folder: Path, weights: str, progress: bool,
+                static: tuple[int, int, int] | None = None) -> tuple[Path, bool]:
+    """The cached fp32 graph of ``model`` (built when missing; ``static``: one fixed shape); (path, was it cached)."""
+    recipe = _recipe(model, kind, "fp32", None, static)
+    entry, meta = _entry(folder, weights, recipe)
     if meta is not None:
         return entry.graph, True
     _say(progress, f"exporting the {kind} to ONNX once (cached in {folder}) ...")
-    facts = build_fp32(model, entry.graph)
-    entry.save_meta({"recipe": _recipe(model, kind, "fp32", None), "weights_sha256": weights, **facts})
+    facts = build_fp32(model, entry.graph, static)
+    entry.save_meta({"recipe": recipe, "weights_sha256": weights, **facts})
     return entry.graph, False
 
 
@@ -106,6 +111,7 @@ def load_runtime(
     device: str | torch.device | None = None,
     threads: int | None = None,
     progress: bool = False,
+    static_shape: tuple[int, int, int] | None = None,
 ) -> Runtime:
     """A callable running ``model``: normalised (B, C_in, H, W) -> float32 logits (B, K, H, W) of a Segmenter, or
     the normalised tokens (B, 1 + N, C) of a UnipViT (``forward_features``, what the export holds).
@@ -123,6 +129,9 @@ def load_runtime(
         device: Torch runtime device (default: the model's); ``cuda`` lets ONNX Runtime use its CUDA provider.
         threads: ONNX Runtime intra-op threads (default: torch's).
         progress: Say on stderr when a graph is built.
+        static_shape: onnxruntime fp32 only: (batch, H, W) the graph is exported at with a fixed input shape
+            (cached per shape; other shapes are refused by the session). For fixed-size inputs (benchmarks, slide
+            crops of 512 x 512, video frames).
 
     Raises:
         ValueError: An unknown runtime / precision pair.
@@ -134,8 +143,11 @@ def load_runtime(
     cpu = copy.deepcopy(model).float().cpu().eval()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(checkpoint)
     kind, weights = model_kind(cpu), weights_sha256(cpu)
+    if static_shape is not None and precision != "fp32":
+        raise ValueError("static_shape is an onnxruntime fp32 option")
     if precision == "fp32":
-        path, cached = _fp32_graph(cpu, kind, folder, weights, progress)
+        static = None if static_shape is None else tuple(int(v) for v in static_shape)
+        path, cached = _fp32_graph(cpu, kind, folder, weights, progress, static)
         return OrtRuntime(path, RuntimeInfo(runtime, precision, path, cached), device or "cpu", threads)
     calib = calibration_set(cpu, calibration)
     path, accuracy, cached = _int8_graph(cpu, kind, folder, weights, calib, progress)
