@@ -22,12 +22,12 @@ What is read (:func:`read_radiometric`):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from unip_hub.data.frame import Calibration, Frame, RadiometricError
 from unip_hub.data.readers import ThermalSource, narrow_to_8bit, read_frame
 
 __all__ = ["Calibration", "Frame", "RadiometricError", "flir_kind", "read_radiometric"]
@@ -36,64 +36,6 @@ KELVIN_OFFSET = 273.15
 _AUTO_KELVIN_ABOVE = 173.15  # median of a frame above this is taken as kelvin by unit="auto"
 SEQUENCE_SUFFIXES = (".seq", ".csq", ".fff", ".ats", ".sfmov")
 _DJI_THERMAL = ("M2EA", "ZH20T", "H20T", "M30T", "H30T", "XT2", "ZXT2", "M3T", "M3TD", "M4T", "XT S")
-
-
-class RadiometricError(ValueError):
-    """A radiometric file that cannot be turned into temperatures (the message names the file and the fix)."""
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How raw data becomes temperatures.
-
-    Attributes:
-        unit: Unit of float data: ``"auto"``, ``"celsius"`` or ``"kelvin"``.
-        counts_to_celsius: ``(gain, offset)`` of integer counts: ``celsius = gain * count + offset``; ``None``
-            leaves counts without temperatures.
-        emissivity: FLIR R-JPEG object emissivity (``None``: the file's).
-        reflected_temperature: FLIR R-JPEG reflected apparent temperature in degC (``None``: the file's).
-        object_distance: FLIR R-JPEG object distance in metres (``None``: the file's).
-    """
-
-    unit: str = "auto"
-    counts_to_celsius: tuple[float, float] | None = None
-    emissivity: float | None = None
-    reflected_temperature: float | None = None
-    object_distance: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.unit not in ("auto", "celsius", "kelvin"):
-            raise ValueError(f"unit must be 'auto', 'celsius' or 'kelvin', got {self.unit!r}")
-        if self.emissivity is not None and not 0.0 < self.emissivity <= 1.0:
-            raise ValueError(f"emissivity must be in (0, 1], got {self.emissivity}")
-
-
-@dataclass
-class Frame:
-    """One thermal frame: the data as stored and, when known, its temperatures.
-
-    Attributes:
-        values: ``(H, W)``: uint8 for 8-bit data, else the raw counts or floats.
-        celsius: float32 ``(H, W)`` temperatures in degC, or ``None`` when the data holds none.
-        source: What was read (a path or a description).
-        kind: ``"8-bit"``, ``"counts"``, ``"celsius"``, ``"kelvin"``, ``"flir-rjpeg"`` or ``"flir-fff"`` (FFF
-            frames, also those of SEQ files).
-        params: Calibration used (FLIR: emissivity, reflected temperature, distance; counts: gain, offset).
-    """
-
-    values: np.ndarray
-    celsius: np.ndarray | None
-    source: str
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_8bit(self) -> bool:
-        return self.values.dtype == np.uint8
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.values.shape)  # type: ignore[return-value]
 
 
 def _jpeg_segments(head: bytes) -> list[tuple[int, bytes]]:

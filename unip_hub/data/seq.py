@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from unip_hub.data.radiometric import Calibration, Frame, RadiometricError
+from unip_hub.data.frame import Calibration, Frame, RadiometricError
 
 __all__ = ["SeqInfo", "iter_seq_frames", "read_fff", "seq_info"]
 
