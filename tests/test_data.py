@@ -420,3 +420,23 @@ def test_synthetic_dataset_and_writer(tmp_path: Path) -> None:
     assert len(folder) == 2 and Image.open(root / "labels" / "train" / "00000.png").mode == "P"
     _, label = make_scene(32, 40, np.random.default_rng((0, 0, 0)))
     assert torch.equal(folder[0][1], torch.from_numpy(label).long())
+
+
+def test_counts_percentiles_and_scaling_equal_the_float_computation():
+    """8/16-bit data goes through its histogram and a lookup table: the same bounds and gray levels, exactly."""
+    from unip_hub.data.readers import percentile_bounds, scale_to_uint8
+
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        top = (1, 255, 300, 65535)[trial % 4]
+        values = rng.integers(0, top + 1, int(rng.integers(1, 3000))).astype(np.uint8 if top <= 255 else np.uint16)
+        if trial % 7 == 0:
+            values[:] = values[0]  # constant: min / max
+        low, high = (0.5, 99.5) if trial % 2 else tuple(sorted(rng.uniform(0, 100, 2)))
+        floats = values.astype(np.float64)
+        expected = tuple(float(v) for v in np.percentile(floats, [low, high]))
+        if expected[1] <= expected[0]:
+            expected = (float(floats.min()), float(floats.max()))
+        assert percentile_bounds(values, low, high) == expected
+        if expected[1] > expected[0]:
+            np.testing.assert_array_equal(scale_to_uint8(values, *expected), scale_to_uint8(floats, *expected))

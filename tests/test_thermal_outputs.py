@@ -94,3 +94,42 @@ def test_segment_cli_writes_temperatures_for_radiometric_inputs(tmp_path, capsys
     rc = main(["segment", str(src / "scene_c.tif"), "--model", str(model), "--out", str(tmp_path / "o2"), "--quiet",
                "--scaling", "8-bit"])
     assert rc == 1 and "8-bit" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+def test_statistics_of_a_fragmented_mask_match_a_region_by_region_computation():
+    """Hundreds of small regions and NaNs: every figure equals numpy / scipy applied region by region."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    mask = rng.integers(0, 4, (40, 50))
+    mask[5:30, 10:40] = 2  # one large region among the fragments
+    celsius = (20 + 30 * rng.random((40, 50))).astype(np.float32)
+    celsius[rng.random((40, 50)) < 0.05] = np.nan
+    stats = temperature_stats(celsius, mask, min_area=2, hot_above=45.0)
+    expected, eight = [], np.ones((3, 3), bool)
+    for c in range(4):
+        labels, count = ndimage.label(mask == c, structure=eight)
+        for i in range(1, count + 1):
+            inside = labels == i
+            if inside.sum() >= 2:
+                ys, xs = np.nonzero(inside)
+                box = [ys.min(), xs.min(), ys.max() + 1, xs.max() + 1]
+                expected.append((c, int(inside.sum()), celsius[inside], box,
+                                 [ys.mean(), xs.mean()]))
+    assert len(stats["regions"]) == len(expected) > 100
+    for region, (c, area, temps, bbox, centroid) in zip(stats["regions"], expected):
+        assert (region["class"], region["area"], region["bbox"]) == (c, area, bbox)
+        assert region["centroid"] == pytest.approx(centroid, abs=0.006)
+        finite = temps[np.isfinite(temps)]
+        if finite.size == 0:
+            assert region["min"] is None and region["p95"] is None and not region["hot"]
+            continue
+        for key, value in (("min", finite.min()), ("max", finite.max()), ("mean", finite.mean()),
+                           ("p95", np.percentile(finite, 95))):
+            assert region[key] == pytest.approx(float(value), abs=1e-3), key
+        assert region["hot"] == bool(finite.max() > 45.0)
+    for row in stats["classes"]:
+        temps = celsius[mask == row["class"]]
+        assert row["area"] == temps.size
+        assert row["p95"] == pytest.approx(float(np.nanpercentile(temps, 95)), abs=1e-3)
+    assert stats["hotspots"] == sum(r["hot"] for r in stats["regions"])

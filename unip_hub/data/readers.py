@@ -35,12 +35,35 @@ _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _COLOUR_MODES = ("RGB", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "La", "RGBa")
 
 
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's linear interpolation (both of its branches), so histogram percentiles equal ``np.percentile``."""
+    return b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t
+
+
+def _integer_percentiles(values: np.ndarray, quantiles: tuple[float, ...]) -> list[float]:
+    """``np.percentile(values, quantiles)`` (linear method) of an unsigned 8/16-bit array from its histogram:
+    one pass over the pixels instead of a float64 copy and a partition."""
+    cumulative = np.cumsum(np.bincount(values.ravel()))  # (max + 1,) pixels at or below each value
+    out = []
+    for q in quantiles:
+        pos = (cumulative[-1] - 1) * (q / 100)  # numpy's virtual index of the linear method
+        k = int(np.floor(pos))
+        a, b = np.searchsorted(cumulative, [k, min(k + 1, cumulative[-1] - 1)], side="right")  # order statistics
+        out.append(_lerp(float(a), float(b), float(pos - k)))
+    return out
+
+
 def percentile_bounds(array: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE
                       ) -> tuple[float, float] | None:
     """The ``low`` / ``high`` percentiles of the finite values (min / max when they coincide); ``None`` when no
-    value is finite."""
-    values = np.asarray(array, dtype=np.float64)
-    valid = values[np.isfinite(values)]
+    value is finite. 8/16-bit counts go through their histogram (the same numbers, several times faster)."""
+    values = np.asarray(array)
+    if values.dtype in (np.uint8, np.uint16) and values.size:
+        lo, hi = _integer_percentiles(values, (low, high))
+        return (lo, hi) if hi > lo else (float(values.min()), float(values.max()))
+    values = values.astype(np.float64, copy=False)
+    finite = np.isfinite(values)
+    valid = values if finite.all() else values[finite]
     if valid.size == 0:
         return None
     lo, hi = np.percentile(valid, [low, high])
@@ -50,13 +73,21 @@ def percentile_bounds(array: np.ndarray, low: float = LOW_PERCENTILE, high: floa
 
 
 def scale_to_uint8(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``lo`` -> 0 and ``hi`` -> 255, linear, rounded and clipped; non-finite values 0; ``hi <= lo`` mid gray."""
-    values = np.asarray(array, dtype=np.float64)
+    """``lo`` -> 0 and ``hi`` -> 255, linear, rounded and clipped; non-finite values 0; ``hi <= lo`` mid gray.
+
+    8/16-bit counts are mapped through a lookup table of their possible values (the same formula per value)."""
+    values = np.asarray(array)
+    if values.dtype in (np.uint8, np.uint16) and values.size and hi > lo:
+        table = scale_to_uint8(np.arange(int(values.max()) + 1, dtype=np.float64), lo, hi)
+        return table[values]
+    values = values.astype(np.float64, copy=False)
     finite = np.isfinite(values)
-    out = np.zeros(values.shape, dtype=np.uint8)
     if hi <= lo:
-        out[finite] = 128
-        return out
+        return np.where(finite, np.uint8(128), np.uint8(0))
+    if finite.all():
+        scaled = (values - lo) * (255.0 / (hi - lo))
+        return np.clip(np.rint(scaled, out=scaled), 0, 255, out=scaled).astype(np.uint8)
+    out = np.zeros(values.shape, dtype=np.uint8)
     scaled = (values[finite] - lo) * (255.0 / (hi - lo))
     out[finite] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return out

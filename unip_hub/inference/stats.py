@@ -14,6 +14,8 @@ import io
 import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,66 @@ CSV_FIELDS = ("level", "id", "class", "name", "area", "min", "mean", "max", "p95
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def _summary(values: np.ndarray) -> dict[str, float | None]:
-    """min / mean / max / p95 of the finite values (``None`` each when there are none), in degC, 3 decimals."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return {"min": None, "mean": None, "max": None, "p95": None}
-    figures = (values.min(), values.mean(dtype=np.float64), values.max(), np.percentile(values, 95))
-    return {k: round(float(v), 3) for k, v in zip(("min", "mean", "max", "p95"), figures)}
+_FIGURES = ("min", "mean", "max", "p95")
+
+
+@dataclass
+class _Grouped:
+    """The finite temperatures of a frame sorted by region (one stable sort; radix for up to 65536 regions), with
+    per-region spans: region ``r`` holds ``ordered[starts[r]: starts[r] + sizes[r]]``. Regions are numbered class
+    by class, so a class's regions are one contiguous span too."""
+
+    ordered: np.ndarray  # (N_finite,) float64
+    starts: np.ndarray  # (R + 1,) int64, region 0 = no region
+    sizes: np.ndarray  # (R + 1,) finite values per region
+    sums: np.ndarray  # (R + 1,) float64
+
+    @classmethod
+    def of(cls, celsius: np.ndarray, labels: np.ndarray, count: int) -> _Grouped:
+        values, flat = celsius.ravel(), labels.ravel()
+        finite = np.isfinite(values)
+        if not finite.all():
+            values, flat = values[finite], flat[finite]
+        sizes = np.bincount(flat, minlength=count + 1)
+        key = flat.astype(np.uint16) if count < 1 << 16 else flat
+        ordered = values[np.argsort(key, kind="stable")].astype(np.float64)
+        return cls(ordered, np.cumsum(sizes) - sizes, sizes, np.bincount(flat, weights=values, minlength=count + 1))
+
+    def merged(self, group: np.ndarray, groups: int) -> _Grouped:
+        """The spans of ``groups`` consecutive blocks of regions (``group[r]`` of region ``r``, non-decreasing)."""
+        sizes = np.bincount(group, weights=self.sizes, minlength=groups).astype(np.int64)
+        return _Grouped(self.ordered, np.cumsum(sizes) - sizes, sizes,
+                        np.bincount(group, weights=self.sums, minlength=groups))
+
+    def figures(self, wanted: np.ndarray) -> dict[str, list]:
+        """min / mean / max / p95 of the spans ``wanted``: lists of floats rounded to 3 decimals, ``None`` where a
+        span holds no finite value."""
+        figures = {k: np.full(len(wanted), np.nan) for k in _FIGURES}
+        has = self.sizes[wanted] > 0
+        present = wanted[has]
+        if present.size:
+            nonempty = np.flatnonzero(self.sizes)  # their spans tile ``ordered``: reduceat runs over each
+            where = np.searchsorted(nonempty, present)
+            figures["min"][has] = np.minimum.reduceat(self.ordered, self.starts[nonempty])[where]
+            figures["max"][has] = np.maximum.reduceat(self.ordered, self.starts[nonempty])[where]
+            figures["mean"][has] = self.sums[present] / self.sizes[present]
+            figures["p95"][has] = self._p95(present)
+        return {k: [None if np.isnan(v) else v for v in np.round(a, 3).tolist()] for k, a in figures.items()}
+
+    def _p95(self, spans: np.ndarray) -> np.ndarray:
+        """The 95th percentile (numpy's linear method) of each span: one partition per span."""
+        out = np.empty(len(spans))
+        for i, (start, size) in enumerate(zip(self.starts[spans].tolist(), self.sizes[spans].tolist())):
+            pos = 0.95 * (size - 1)
+            lo = int(pos)
+            t = pos - lo
+            if t == 0.0:
+                out[i] = np.partition(self.ordered[start: start + size], lo)[lo]
+                continue
+            part = np.partition(self.ordered[start: start + size], (lo, lo + 1))
+            a, b = part[lo], part[lo + 1]
+            out[i] = b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t  # numpy's lerp, both branches
+        return out
 
 
 def _ndimage() -> Any:
@@ -46,29 +101,62 @@ def _ndimage() -> Any:
     return ndimage
 
 
+def _label_classes(mask: np.ndarray, classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected regions of every class, numbered 1.. over the whole frame (class by class, raster order within
+    a class): labels (H, W) int32 and the class of each region (R,)."""
+    ndimage = _ndimage()
+    labels = np.zeros(mask.shape, np.int32)
+    boxes = ndimage.find_objects(mask + 1)  # (class + 1) -> its bounding box: label only there
+    region_class, offset = [], 0
+    for c in classes:
+        box = boxes[c]
+        where = mask[box] == c
+        found, count = ndimage.label(where, structure=_EIGHT_CONNECTED, output=np.int32)
+        np.add(found, offset, out=labels[box], where=where)
+        region_class.append(np.full(count, c))
+        offset += count
+    return labels, np.concatenate(region_class) if region_class else np.zeros(0, np.int64)
+
+
+@lru_cache(maxsize=4)
+def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column index of every pixel, flattened (read-only, shared by the frames of a video)."""
+    rows, cols = np.indices(shape, dtype=np.float64).reshape(2, -1)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
+
+
+def _regions(grouped: _Grouped, labels: np.ndarray, count: int, min_area: int,
+             hot_above: float | None) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Rows of the regions 1..count of ``labels`` (0 = none) with at least ``min_area`` pixels, and their
+    0-based indices."""
+    flat = labels.ravel()
+    areas = np.bincount(flat, minlength=count + 1)[1:]  # (R,) pixels per region, non-finite ones included
+    kept = np.flatnonzero(areas >= min_area)
+    if kept.size == 0:
+        return [], kept
+    rows, cols = _grid(labels.shape)
+    centroids = np.stack([np.bincount(flat, weights=rows, minlength=count + 1)[1:],
+                          np.bincount(flat, weights=cols, minlength=count + 1)[1:]], axis=1)[kept]
+    centroids = np.round(centroids / areas[kept, None], 2).tolist()
+    boxes = _ndimage().find_objects(labels)
+    figures = grouped.figures(kept + 1)
+    out = []
+    for j, i in enumerate(kept.tolist()):
+        box = boxes[i]
+        top = figures["max"][j]
+        out.append({"area": int(areas[i]), **{k: figures[k][j] for k in _FIGURES}, "centroid": centroids[j],
+                    "bbox": [box[0].start, box[1].start, box[0].stop, box[1].stop],
+                    "hot": hot_above is not None and top is not None and top > hot_above})
+    return out, kept
+
+
 def region_stats(celsius: np.ndarray, class_mask: np.ndarray, min_area: int = 1,
                  hot_above: float | None = None) -> list[dict[str, Any]]:
     """The connected regions of one boolean ``class_mask`` (H, W) with their temperature figures."""
-    ndimage = _ndimage()
-    labels, count = ndimage.label(class_mask, structure=_EIGHT_CONNECTED)
-    if count == 0:
-        return []
-    rows, cols = np.nonzero(labels)  # the class's pixels only, in raster order
-    flat = labels[rows, cols]
-    areas = np.bincount(flat, minlength=count + 1)[1:]  # (count,) pixels per region
-    centroids = np.stack([np.bincount(flat, weights=rows, minlength=count + 1)[1:] / areas,
-                          np.bincount(flat, weights=cols, minlength=count + 1)[1:] / areas], axis=1)
-    regions = []
-    for i, box in enumerate(ndimage.find_objects(labels)):
-        if areas[i] < min_area:
-            continue
-        inside = labels[box] == i + 1
-        figures = _summary(celsius[box][inside])
-        hot = hot_above is not None and figures["max"] is not None and figures["max"] > hot_above
-        regions.append({"area": int(areas[i]), **figures,
-                        "centroid": [round(float(c), 2) for c in centroids[i]],
-                        "bbox": [box[0].start, box[1].start, box[0].stop, box[1].stop], "hot": bool(hot)})
-    return regions
+    labels, count = _ndimage().label(class_mask, structure=_EIGHT_CONNECTED, output=np.int32)
+    return _regions(_Grouped.of(np.asarray(celsius), labels, count), labels, count, min_area, hot_above)[0]
 
 
 def temperature_stats(celsius: np.ndarray, mask: np.ndarray, class_names: Sequence[str] | None = None,
@@ -91,14 +179,21 @@ def temperature_stats(celsius: np.ndarray, mask: np.ndarray, class_names: Sequen
         raise ValueError(f"temperatures {celsius.shape} and mask {mask.shape} differ in size")
     if min_area < 1:
         raise ValueError(f"min_area must be >= 1 pixel, got {min_area}")
+    if mask.size and mask.min() < 0:
+        raise ValueError(f"mask holds a negative class index ({int(mask.min())})")
     names = list(class_names or [])
-    classes, regions = [], []
-    for c in np.unique(mask).tolist():
-        name = names[c] if c < len(names) else f"class_{c}"
-        where = mask == c
-        classes.append({"class": int(c), "name": name, "area": int(where.sum()), **_summary(celsius[where])})
-        for region in region_stats(celsius, where, min_area, hot_above):
-            regions.append({"id": len(regions) + 1, "class": int(c), "name": name, **region})
+    name_of = [names[c] if c < len(names) else f"class_{c}" for c in range(int(mask.max(initial=0)) + 1)]
+    areas = np.bincount(mask.ravel(), minlength=len(name_of))
+    present = np.flatnonzero(areas)
+    labels, region_class = _label_classes(mask, present.tolist())
+    grouped = _Grouped.of(celsius, labels, len(region_class))
+    by_class = grouped.merged(np.concatenate([[0], region_class]), len(name_of))  # region 0 is empty
+    figures = by_class.figures(present)
+    classes = [{"class": c, "name": name_of[c], "area": int(areas[c]), **{k: figures[k][j] for k in _FIGURES}}
+               for j, c in enumerate(present.tolist())]
+    rows, kept = _regions(grouped, labels, len(region_class), min_area, hot_above)
+    regions = [{"id": n, "class": int(c), "name": name_of[c], **row}
+               for n, (c, row) in enumerate(zip(region_class[kept].tolist(), rows), start=1)]
     return {"unit": "degC", "min_area": int(min_area), "hot_above": hot_above, "classes": classes,
             "regions": regions, "hotspots": sum(r["hot"] for r in regions)}
 
