@@ -193,3 +193,20 @@ def test_fff_without_flirpy_names_the_extra(tmp_path, monkeypatch):
     assert str(tmp_path / "frame.fff") in str(info.value)
     with pytest.raises(RadiometricError, match=r"unip\[seq\]"):
         iter_seq_frames(tmp_path / "flight.seq")
+
+
+def test_temperature_percentiles_and_levels_through_the_counts_equal_the_float_computation():
+    from unip_hub.data.frame import Frame
+    from unip_hub.data.readers import celsius_bounds, celsius_levels, percentile_bounds, scale_to_uint8
+
+    rng = np.random.default_rng(2)
+    counts = rng.integers(29000, 31000, (30, 40)).astype(np.uint16)
+    linear = Frame(counts, (0.01 * counts - 273.15).astype(np.float32), "boson", "counts")
+    planck = Frame(counts, (1400.0 / np.log(8000.0 / counts + 1.0) - 273.15).astype(np.float32), "fff", "flir-fff")
+    shuffled = Frame(counts, rng.permutation(linear.celsius.ravel()).reshape(30, 40), "odd", "counts")
+    falling = Frame(counts, (40.0 - 0.01 * counts).astype(np.float32), "falling", "counts")
+    for frame, through_counts in ((linear, True), (planck, True), (shuffled, False), (falling, False)):
+        assert (frame.celsius_per_count() is not None) == through_counts, frame.source
+        bounds = celsius_bounds(frame)
+        assert bounds == percentile_bounds(frame.celsius), frame.source
+        np.testing.assert_array_equal(celsius_levels(frame, *bounds), scale_to_uint8(frame.celsius, *bounds))

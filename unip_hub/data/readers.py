@@ -25,9 +25,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from unip_hub.constants import HIGH_PERCENTILE, LOW_PERCENTILE, SEG_MEAN, SEG_STD
+from unip_hub.data.frame import Frame
 
-__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "frame_to_gray", "gray_to_tensor", "narrow_to_8bit",
-           "percentile_bounds", "read_frame", "read_label", "read_thermal", "scale_to_uint8", "to_uint8"]
+__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "celsius_bounds", "celsius_levels", "frame_to_gray",
+           "gray_to_tensor", "narrow_to_8bit", "percentile_bounds", "read_frame", "read_label", "read_thermal",
+           "scale_to_uint8", "to_uint8"]
 
 ThermalSource = str | os.PathLike | np.ndarray | Image.Image
 
@@ -40,17 +42,40 @@ def _lerp(a: float, b: float, t: float) -> float:
     return b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t
 
 
-def _integer_percentiles(values: np.ndarray, quantiles: tuple[float, ...]) -> list[float]:
+def _integer_percentiles(values: np.ndarray, quantiles: tuple[float, ...], mapped: np.ndarray | None = None
+                         ) -> list[float]:
     """``np.percentile(values, quantiles)`` (linear method) of an unsigned 8/16-bit array from its histogram:
-    one pass over the pixels instead of a float64 copy and a partition."""
+    one pass over the pixels instead of a float64 copy and a partition. ``mapped`` (a non-decreasing table of
+    one value per count): the percentiles of ``mapped[values]`` instead."""
     cumulative = np.cumsum(np.bincount(values.ravel()))  # (max + 1,) pixels at or below each value
     out = []
     for q in quantiles:
         pos = (cumulative[-1] - 1) * (q / 100)  # numpy's virtual index of the linear method
         k = int(np.floor(pos))
         a, b = np.searchsorted(cumulative, [k, min(k + 1, cumulative[-1] - 1)], side="right")  # order statistics
+        if mapped is not None:
+            a, b = mapped[a], mapped[b]
         out.append(_lerp(float(a), float(b), float(pos - k)))
     return out
+
+
+def celsius_bounds(frame: Frame, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE
+                   ) -> tuple[float, float] | None:
+    """:func:`percentile_bounds` of a frame's temperatures (``frame.celsius``), through the counts' histogram when
+    the temperatures are a function of them (:meth:`~unip_hub.data.frame.Frame.celsius_per_count`)."""
+    table = frame.celsius_per_count()
+    if table is None:
+        return percentile_bounds(frame.celsius, low, high)
+    lo, hi = _integer_percentiles(frame.values, (low, high), table)
+    if hi > lo:
+        return lo, hi
+    return float(table[frame.values.min()]), float(table[frame.values.max()])
+
+
+def celsius_levels(frame: Frame, lo: float, hi: float) -> np.ndarray:
+    """:func:`scale_to_uint8` of a frame's temperatures, through a lookup table of the counts when it can."""
+    table = frame.celsius_per_count()
+    return scale_to_uint8(frame.celsius, lo, hi) if table is None else scale_to_uint8(table, lo, hi)[frame.values]
 
 
 def percentile_bounds(array: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE

@@ -107,7 +107,7 @@ def _legend_and_bar(height: int, labels: tuple[str, str, str], lut: np.ndarray, 
 
 def thermal_overlay(celsius: np.ndarray, mask: np.ndarray, palette: np.ndarray, class_names: Sequence[str] | None,
                     bounds: tuple[float, float] | None = None, alpha: float = 0.3, cmap: str = "inferno",
-                    all_classes: bool = False) -> np.ndarray:
+                    all_classes: bool = False, levels: np.ndarray | None = None) -> np.ndarray:
     """Temperatures in a colormap, the classes as outlines and a light fill, a colour bar and a class legend.
 
     Args:
@@ -119,6 +119,8 @@ def thermal_overlay(celsius: np.ndarray, mask: np.ndarray, palette: np.ndarray, 
         alpha: Opacity of the class fill (outlines are opaque).
         cmap: matplotlib colormap of the temperatures.
         all_classes: List every class in the legend, not only those present (a constant size for video frames).
+        levels: The colormap level (H, W) uint8 of every pixel, ``scale_to_uint8(celsius, *bounds)``, when the
+            caller has it (:func:`unip_hub.data.readers.celsius_levels`: through the counts, for video frames).
 
     Returns:
         RGB uint8 (max(H, legend), W + panel, 3): the image at its own size on the left, the panel on the right.
@@ -129,7 +131,7 @@ def thermal_overlay(celsius: np.ndarray, mask: np.ndarray, palette: np.ndarray, 
     colorize(mask, palette)  # checks the classes against the palette
     lo_hi = bounds or percentile_bounds(celsius) or (0.0, 1.0)
     table = _blend_table(cmap, np.ascontiguousarray(palette, np.uint8).tobytes(), len(palette), float(alpha))
-    level = scale_to_uint8(celsius, *lo_hi)  # (H, W) uint8 colormap index
+    level = scale_to_uint8(celsius, *lo_hi) if levels is None else levels  # (H, W) uint8 colormap index
     index = level.astype(np.intp) * len(palette) + mask  # (H, W) row of the (256 * K, 3) blend table
     edges = class_edges(mask)
     index[edges] = 256 * len(palette) + mask[edges]  # outlines: the class colour itself (rows after the table)

@@ -28,7 +28,7 @@ import torch
 
 from unip_hub.constants import INPUT_EXTENSIONS
 from unip_hub.data.radiometric import Frame, read_radiometric
-from unip_hub.data.readers import percentile_bounds
+from unip_hub.data.readers import celsius_bounds, celsius_levels
 from unip_hub.data.scaling import DEFAULT_SCALING, RunningBounds
 from unip_hub.inference.stats import CSV_FIELDS
 from unip_hub.utils.atomic import atomic_dir
@@ -303,10 +303,10 @@ class _Sink:
 
         frame, gray, mask = item
         if frame.celsius is not None:
-            bounds = percentile_bounds(frame.celsius)
-            bounds = self.colour_bar.smooth(bounds) if bounds is not None else None
+            bounds = celsius_bounds(frame)
+            bounds = self.colour_bar.smooth(bounds) if bounds is not None else (0.0, 1.0)
             picture = thermal_overlay(frame.celsius, mask, self.colours, self.names, bounds, self.settings.alpha,
-                                      all_classes=True)
+                                      all_classes=True, levels=celsius_levels(frame, *bounds))
             stats = temperature_stats(frame.celsius, mask, self.names, self.settings.min_area,
                                       self.settings.hot_above)
         else:
