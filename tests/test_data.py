@@ -440,3 +440,15 @@ def test_counts_percentiles_and_scaling_equal_the_float_computation():
         assert percentile_bounds(values, low, high) == expected
         if expected[1] > expected[0]:
             np.testing.assert_array_equal(scale_to_uint8(values, *expected), scale_to_uint8(floats, *expected))
+
+
+def test_normalize_of_8bit_levels_equals_the_float_formula():
+    from unip_hub.data.transforms import normalize
+
+    gray = np.random.default_rng(1).integers(0, 256, (37, 41)).astype(np.uint8)
+    gray[0, :256 - 41 * 6] = 0
+    for mean, std, channels in ((96.9255, 47.8976, 3), (0.0, 1.0, 1), (128.0, 3.5, 2)):
+        fast = normalize(gray, mean, std, channels)
+        reference = normalize(gray.astype(np.int16), mean, std, channels)  # the float path
+        assert fast.dtype == torch.float32 and fast.shape == (channels, 37, 41)
+        assert torch.equal(fast, reference)

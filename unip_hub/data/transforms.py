@@ -14,6 +14,7 @@ All randomness comes from the ``numpy.random.Generator`` passed in, so a seed ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -163,8 +164,19 @@ def normalize(gray: np.ndarray, mean: float = SEG_MEAN, std: float = SEG_STD, ch
         std: Standard deviation on the 0-255 scale.
         channels: Input channels of the model (3 for the UNIP ViTs, gray copied).
     """
+    gray = np.asarray(gray)
+    if gray.dtype == np.uint8:  # a lookup of the 256 levels (no torch kernels: cheap in a video's reader thread)
+        return torch.from_numpy(np.repeat(_levels(float(mean), float(std))[gray][None], channels, axis=0))
     x = (torch.from_numpy(np.ascontiguousarray(gray)).float() - mean) / std  # (H, W)
     return x.unsqueeze(0).repeat(channels, 1, 1)  # (C, H, W)
+
+
+@lru_cache(maxsize=8)
+def _levels(mean: float, std: float) -> np.ndarray:
+    """(256,) float32: :func:`normalize`'s formula applied to every 8-bit level (read-only)."""
+    table = ((torch.arange(256, dtype=torch.float32) - mean) / std).numpy()
+    table.setflags(write=False)
+    return table
 
 
 def pad_to(

@@ -24,11 +24,16 @@ def palette_array(num_classes: int, palette: Sequence[Sequence[int]] | None = No
     return colours[:num_classes].astype(np.uint8)
 
 
+def check_classes(mask: np.ndarray, palette: np.ndarray) -> None:
+    """Raises ``ValueError`` when ``mask`` holds a class index outside the ``palette`` (K, 3)."""
+    if mask.size and (mask.min() < 0 or mask.max() >= len(palette)):
+        raise ValueError(f"mask has classes {int(mask.min())}..{int(mask.max())} but the palette only {len(palette)}")
+
+
 def colorize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Class-index map (H, W) -> RGB (H, W, 3) uint8 with ``palette`` (K, 3)."""
     mask = np.asarray(mask)
-    if mask.size and (mask.min() < 0 or mask.max() >= len(palette)):
-        raise ValueError(f"mask has classes {int(mask.min())}..{int(mask.max())} but the palette only {len(palette)}")
+    check_classes(mask, palette)
     return palette[mask]
 
 
@@ -128,7 +133,7 @@ def thermal_overlay(celsius: np.ndarray, mask: np.ndarray, palette: np.ndarray, 
     from unip_hub.data.readers import percentile_bounds, scale_to_uint8
 
     mask = np.asarray(mask)
-    colorize(mask, palette)  # checks the classes against the palette
+    check_classes(mask, palette)
     lo_hi = bounds or percentile_bounds(celsius) or (0.0, 1.0)
     table = _blend_table(cmap, np.ascontiguousarray(palette, np.uint8).tobytes(), len(palette), float(alpha))
     level = scale_to_uint8(celsius, *lo_hi) if levels is None else levels  # (H, W) uint8 colormap index

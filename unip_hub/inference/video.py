@@ -230,10 +230,12 @@ class _Worker:
             raise self.error
 
 
-def _scaled_frames(frames: Iterable[Frame], running: RunningBounds) -> Callable[[Callable[[Any], None]], None]:
+def _scaled_frames(frames: Iterable[Frame], running: RunningBounds, normalize: Callable[[np.ndarray], torch.Tensor]
+                   ) -> Callable[[Callable[[Any], None]], None]:
     def produce(put: Callable[[Any], None]) -> None:
         for frame in frames:
-            put((frame, running(frame)))  # (Frame, uint8 gray with the running bounds)
+            gray = running(frame)  # (H, W) uint8 with the running bounds
+            put((frame, gray, normalize(gray)))  # the model input (1, C_in, H, W) too: off the model's thread
     return produce
 
 
@@ -352,9 +354,9 @@ def _run(predictor: Any, reader: _Background, worker: _Worker, options: Any, siz
     done = 0
     try:
         for batch in _batches(reader.items(), size):
-            x = torch.cat([predictor.normalize(gray) for _, gray in batch])  # (B, C_in, H, W)
+            x = torch.cat([x for _, _, x in batch])  # (B, C_in, H, W)
             masks = predictor.logits_of(x, options).argmax(dim=1).cpu().numpy()  # (B, H, W)
-            for (frame, gray), mask in zip(batch, masks):
+            for (frame, gray, _), mask in zip(batch, masks):
                 worker.submit((frame, gray, mask))
             done += len(batch)
             bar.update(len(batch))
@@ -391,8 +393,8 @@ def segment_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.P
     target = Path(out_dir) / (path.stem if path.is_file() else path.name)
     with atomic_dir(target, overwrite=True) as tmp:
         worker = _Worker(_Sink(tmp, fps, settings, predictor.segmenter), size=2 * settings.batch_size)
-        reader = _Background(_scaled_frames(frames, RunningBounds(predictor.scaling, settings.momentum)),
-                             size=2 * settings.batch_size)
+        running = RunningBounds(predictor.scaling, settings.momentum)
+        reader = _Background(_scaled_frames(frames, running, predictor.normalize), size=2 * settings.batch_size)
         with tqdm(desc=f"segment {path.name}", unit="frame", disable=not settings.progress) as bar:
             try:
                 done, interrupted = _run(predictor, reader, worker, options, settings.batch_size, bar)
