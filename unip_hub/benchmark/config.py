@@ -72,7 +72,7 @@ class BenchConfig:
     accuracy_model: str | None = None
     accuracy_data: str | None = None
     video_arch: str = "unip_vit_tiny"
-    video_frames: int = 16
+    video_frames: int = 32
     video_size: tuple[int, int] = (512, 640)
     video_batch: int = 4
 

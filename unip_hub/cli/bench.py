@@ -77,7 +77,7 @@ def _register_benchmark(sub: argparse._SubParsersAction) -> None:
                    help="labelled test set for --accuracy-model (images/ + labels/, e.g. unip demo's data/); "
                         "default synthetic scenes")
     p.add_argument("--video-arch", choices=ARCHS, default="unip_vit_tiny", help="video group: segmenter backbone")
-    p.add_argument("--video-frames", type=int, default=16, help="video group: frames of the synthetic sequence")
+    p.add_argument("--video-frames", type=int, default=32, help="video group: frames of the synthetic sequence")
     p.add_argument("--video-size", type=int, nargs=2, default=(512, 640), metavar=("H", "W"),
                    help="video group: frame size (default 512 640)")
     p.add_argument("--video-batch", type=int, default=4, help="video group: frames per model call")
