@@ -112,3 +112,21 @@ def test_eval_and_finetune_accept_the_option():
 
     args = build_parser().parse_args(["eval", "x.pth", "--dataset", "folder", "--counts-to-celsius", "0.01", "-273.15"])
     assert args.counts_to_celsius == list(BOSON)
+
+
+def test_calibration_and_scaling_travel_in_a_safetensors_folder(tmp_path, capsys):
+    from helpers.segmenters import tiny_segmenter
+
+    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+
+    seg = tiny_segmenter()
+    assert seg.counts_to_celsius is None  # a declared attribute: no calibration unless trained with one
+    seg.counts_to_celsius, seg.input_scaling = list(BOSON), WINDOW
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    save_segmenter_checkpoint(seg, folder / "model.safetensors")
+    loaded = load_segmenter(folder)
+    assert loaded.counts_to_celsius == list(BOSON) and loaded.input_scaling == WINDOW
+    assert main(["info", str(folder)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["counts_to_celsius"] == list(BOSON) and shown["input_scaling"] == WINDOW

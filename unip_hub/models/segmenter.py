@@ -45,6 +45,8 @@ class Segmenter(ViTPyramid):
         input_scaling: How raw frames become the model's 8-bit gray, as the text of a
             :class:`unip_hub.data.scaling.InputScaling` (``"percentile 0.5/99.5"``, ``"window 20..120 degC"``,
             ``"8-bit"``); applied by the predictor, saved in checkpoints.
+        counts_to_celsius: ``(gain, offset)`` of the 16-bit counts the model was trained on
+            (``celsius = gain * count + offset``), or ``None``; applied by the predictor, saved in checkpoints.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Segmenter(ViTPyramid):
         std: float = SEG_STD,
         align_corners: bool = False,
         input_scaling: str = INPUT_SCALING,
+        counts_to_celsius: Sequence[float] | None = None,
     ) -> None:
         super().__init__(backbone, neck, layers)
         self.decode_head = decode_head
@@ -76,6 +79,7 @@ class Segmenter(ViTPyramid):
         self.mean, self.std = float(mean), float(std)
         self.align_corners = align_corners
         self.input_scaling = str(input_scaling)
+        self.counts_to_celsius = [float(v) for v in counts_to_celsius] if counts_to_celsius is not None else None
         self.frozen_backbone = False
         self.config: dict[str, Any] = {}  # how the builder made it (arch, head, neck, img_size...), saved as meta
 
