@@ -65,7 +65,9 @@ def test_seq_frames_are_temperatures_by_the_planck_formula(tmp_path):
     path = tmp_path / "flight.seq"
     scenes = write_seq(path)
     assert seq_info(path) == SeqInfo(3, 12, 16, 30.0)
-    frames = list(iter_seq_frames(path))
+    reader = iter_seq_frames(path)
+    assert reader.fps == 30.0  # the recording's rate, without reading the file a second time
+    frames = list(reader)
     assert len(frames) == 3
     for i, (frame, counts) in enumerate(zip(frames, scenes, strict=True)):
         assert frame.celsius.dtype == np.float32 and frame.celsius.shape == (12, 16)

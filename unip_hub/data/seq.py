@@ -27,7 +27,7 @@ import numpy as np
 
 from unip_hub.data.frame import Calibration, Frame, RadiometricError
 
-__all__ = ["SeqInfo", "iter_seq_frames", "read_fff", "seq_info"]
+__all__ = ["SeqFrames", "SeqInfo", "iter_seq_frames", "read_fff", "seq_info"]
 
 _RAW_RECORD, _CAMERA_RECORD = 0x01, 0x20  # FFF record types: raw sensor data, camera information
 _RAW_BIG_ENDIAN, _RAW_PNG = 1, 3  # raw-data record subtypes (2: little-endian, what cameras usually write)
@@ -129,7 +129,25 @@ def _open_seq(path: Path) -> tuple[Any, Any]:
     return seq, raw2temp
 
 
-def iter_seq_frames(path: str | os.PathLike, calibration: Calibration | None = None) -> Iterator[Frame]:
+class SeqFrames:
+    """The frames of a SEQ file in order (an iterator of :class:`Frame`), with the recording's frame rate ``fps``
+    (``None`` when the camera record leaves it 0)."""
+
+    def __init__(self, frames: Iterator[Frame], fps: float | None) -> None:
+        self._frames, self.fps = frames, fps
+
+    def __iter__(self) -> SeqFrames:
+        return self
+
+    def __next__(self) -> Frame:
+        return next(self._frames)
+
+
+def _frame_rate(fff: Any) -> float | None:
+    return float((fff.meta or {}).get("FrameRate") or 0) or None
+
+
+def iter_seq_frames(path: str | os.PathLike, calibration: Calibration | None = None) -> SeqFrames:
     """The frames of a FLIR ``.seq`` file as radiometric frames, in order.
 
     The file is checked before the first frame is asked for (missing, unreadable or frameless files fail here,
@@ -141,9 +159,9 @@ def iter_seq_frames(path: str | os.PathLike, calibration: Calibration | None = N
             distance in m); ``None``: the file's.
 
     Returns:
-        An iterator of :class:`~unip_hub.data.radiometric.Frame`: ``values`` the uint16 counts (H, W),
+        An iterator of :class:`~unip_hub.data.radiometric.Frame` (``values`` the uint16 counts (H, W),
         ``celsius`` float32 degC (H, W), ``kind`` ``"flir-fff"``, ``params`` the object parameters used,
-        ``source`` ``"<path> frame <i>"``.
+        ``source`` ``"<path> frame <i>"``) with the recording's frame rate as ``fps``.
 
     Raises:
         RadiometricError: flirpy is not installed, the file holds no FFF frames, or a frame lacks raw data or
@@ -164,7 +182,7 @@ def iter_seq_frames(path: str | os.PathLike, calibration: Calibration | None = N
                                        "re-copy the complete file") from error
             yield _frame(fff, source, calibration, raw2temp)
 
-    return frames()
+    return SeqFrames(frames(), _frame_rate(seq[0]))
 
 
 def seq_info(path: str | os.PathLike) -> SeqInfo:
@@ -173,8 +191,7 @@ def seq_info(path: str | os.PathLike) -> SeqInfo:
     seq, _ = _open_seq(path)
     fff = seq[0]
     first = _counts(fff, f"{path} frame 0")
-    rate = float((fff.meta or {}).get("FrameRate") or 0)
-    return SeqInfo(len(seq), int(first.shape[0]), int(first.shape[1]), rate or None)
+    return SeqInfo(len(seq), int(first.shape[0]), int(first.shape[1]), _frame_rate(fff))
 
 
 def read_fff(path: str | os.PathLike, calibration: Calibration | None = None) -> Frame:

@@ -138,13 +138,11 @@ def read_video_frames(source: str | os.PathLike, calibration: Any = None) -> Ite
     return _decode(path, calibration)
 
 
-def _video_fps(path: Path, default: float) -> float:
+def _video_fps(path: Path, frames: Iterable[Frame], default: float) -> float:
     if path.is_dir():
         return default
     if path.suffix.lower() == ".seq":
-        from unip_hub.data.seq import seq_info
-
-        return seq_info(path).fps or default
+        return getattr(frames, "fps", None) or default  # the SEQ's own record (the file is read once)
     av = _av()
 
     try:
@@ -389,7 +387,7 @@ def segment_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.P
     settings, options = settings or VideoSettings(), options or InferenceOptions()
     path = Path(source)
     frames = read_video_frames(path, predictor.calibration)
-    fps = _video_fps(path, settings.fps) if path.is_file() else settings.fps
+    fps = _video_fps(path, frames, settings.fps)
     target = Path(out_dir) / (path.stem if path.is_file() else path.name)
     with atomic_dir(target, overwrite=True) as tmp:
         worker = _Worker(_Sink(tmp, fps, settings, predictor.segmenter), size=2 * settings.batch_size)
