@@ -133,3 +133,18 @@ def test_statistics_of_a_fragmented_mask_match_a_region_by_region_computation():
         assert row["area"] == temps.size
         assert row["p95"] == pytest.approx(float(np.nanpercentile(temps, 95)), abs=1e-3)
     assert stats["hotspots"] == sum(r["hot"] for r in stats["regions"])
+
+
+def test_gray_overlay_table_equals_the_blend_formula():
+    from unip_hub.inference.render import overlay
+
+    rng = np.random.default_rng(4)
+    palette = palette_array(7)
+    gray, mask = rng.integers(0, 256, (33, 45)).astype(np.uint8), rng.integers(0, 7, (33, 45))
+    for alpha in (0.0, 0.3, 0.5, 0.77, 1.0):
+        expected = np.clip(np.rint((1.0 - alpha) * gray[..., None].astype(np.float32)
+                                   + alpha * palette[mask].astype(np.float32)), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(overlay(gray, mask, palette, alpha), expected)
+        np.testing.assert_array_equal(overlay(gray.astype(np.int16), mask, palette, alpha), expected)
+    with pytest.raises(ValueError, match="palette only 7"):
+        overlay(gray, mask + 1, palette)

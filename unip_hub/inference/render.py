@@ -44,9 +44,14 @@ def overlay(gray: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: floa
     gray = np.asarray(gray)
     if gray.shape != np.asarray(mask).shape:
         raise ValueError(f"image {gray.shape} and mask {np.asarray(mask).shape} differ in size")
-    base = np.repeat(gray[..., None].astype(np.float32), 3, axis=-1)  # (H, W) -> (H, W, 3)
-    blend = (1.0 - alpha) * base + alpha * colorize(mask, palette).astype(np.float32)
-    return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    mask = np.asarray(mask)
+    check_classes(mask, palette)
+    if gray.dtype != np.uint8:  # any other real image: the formula itself
+        base = np.repeat(gray[..., None].astype(np.float32), 3, axis=-1)  # (H, W) -> (H, W, 3)
+        blend = (1.0 - alpha) * base + alpha * palette[mask].astype(np.float32)
+        return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    table = _blend_table(None, np.ascontiguousarray(palette, np.uint8).tobytes(), len(palette), float(alpha))
+    return np.take(table, gray.astype(np.intp) * len(palette) + mask, axis=0)  # (H, W, 3), the formula per level
 
 
 def colormap_lut(name: str = "inferno") -> np.ndarray:
@@ -153,12 +158,14 @@ def thermal_overlay(celsius: np.ndarray, mask: np.ndarray, palette: np.ndarray, 
 
 
 @lru_cache(maxsize=16)
-def _blend_table(cmap: str, palette: bytes, classes: int, alpha: float) -> np.ndarray:
-    """(256 * K + K, 3) uint8: row ``g * K + c`` = colormap level g blended with class c (the float formula of
-    :func:`thermal_overlay`, rounded), then the K plain class colours (the outlines)."""
+def _blend_table(cmap: str | None, palette: bytes, classes: int, alpha: float) -> np.ndarray:
+    """(256 * K + K, 3) uint8: row ``g * K + c`` = level g of the colormap (``None``: gray g itself) blended with
+    class c (the float formula of :func:`overlay` / :func:`thermal_overlay`, rounded), then the K plain class
+    colours (the outlines)."""
     colours = np.frombuffer(palette, np.uint8).reshape(classes, 3)
-    lut = _lut(cmap).astype(np.float32)[:, None]  # (256, 1, 3)
-    blend = (1 - alpha) * lut + alpha * colours.astype(np.float32)[None]  # (256, K, 3) float32
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1) if cmap is None else _lut(cmap)
+    lut = levels.astype(np.float32)[:, None]  # (256, 1, 3)
+    blend = (1.0 - alpha) * lut + alpha * colours.astype(np.float32)[None]  # (256, K, 3) float32
     table = np.concatenate([np.clip(np.rint(blend), 0, 255).astype(np.uint8).reshape(-1, 3), colours])
     table.setflags(write=False)
     return table
