@@ -239,8 +239,14 @@ def test_segment_cli_runtime_switch_caches_next_to_the_checkpoint_and_refuses(tm
     assert not (tmp_path / "q" / "masks").exists(), "a refused model writes nothing"
 
 
-def test_static_shape_graph_equals_torch_and_is_cached_per_shape(tmp_path):
-    """A fixed-shape fp32 graph: same logits as eager, one cache entry per shape, rebuilt never on reload."""
+def test_static_shape_graph_equals_torch_and_is_cached_per_shape(tmp_path, built):
+    """A fixed-shape fp32 graph: same logits as eager, one cache entry per shape, rebuilt never on reload; then
+    ``static_shape="auto"`` on that cache: static graphs for the cached shapes at once, the dynamic graph for a new
+    shape's first call and its own static graph from its second."""
+    import shutil
+
+    from unip_hub.runtime import ShapedRuntime
+
     seg = _segmenter()
     ref = load_runtime(seg)
     for shape in [(2, 64, 96), (1, 96, 64)]:
@@ -253,3 +259,40 @@ def test_static_shape_graph_equals_torch_and_is_cached_per_shape(tmp_path):
     assert len(list(tmp_path.glob("*.onnx"))) == 2
     with pytest.raises(ValueError, match="static_shape"):
         load_runtime(seg, "onnxruntime", "int8", cache_dir=tmp_path, static_shape=(1, 64, 64))
+    dynamic = built[3].info.path  # the fixture's dynamic graph of the same weights: no second dynamic export
+    for f in (dynamic, dynamic.with_suffix(".json")):
+        shutil.copy(f, tmp_path / f.name)
+    auto = load_runtime(seg, "onnxruntime", "fp32", cache_dir=tmp_path, static_shape="auto")
+    assert isinstance(auto, ShapedRuntime) and auto.dynamic.info.cached
+    calls = [((2, 64, 96), True), ((1, 96, 64), True), ((1, 64, 64), False), ((1, 64, 64), True)]
+    for shape, static in calls:  # (shape, runs a static graph): cached shapes at once, a new one from its 2nd call
+        x = torch.randn(shape[0], 3, *shape[1:], generator=torch.Generator().manual_seed(2))
+        assert (auto(x) - ref(x)).abs().max().item() < 1e-3
+        assert (shape in auto.sessions) == static
+        assert not static or auto.sessions[shape].info.path != dynamic
+    assert auto.sessions[(2, 64, 96)].info.cached and not auto.sessions[(1, 64, 64)].info.cached
+
+
+def test_shaped_runtime_keeps_few_sessions_and_survives_failed_builds(recwarn):
+    from unip_hub.runtime import ShapedRuntime
+
+    built = []
+
+    def build(shape, only_cached):
+        if only_cached:
+            return None
+        if shape[1] == 13:
+            raise RuntimeError("no static graph for this one")
+        built.append(shape)
+        return lambda x: torch.full((1,), float(shape[1]))
+
+    dynamic = lambda x: torch.zeros(1)  # noqa: E731
+    dynamic.info = dynamic.device = None
+    rt = ShapedRuntime(dynamic, build, capacity=2)
+    for h in [10, 10, 11, 11, 12, 12, 10]:
+        rt(torch.empty(1, 3, h, 8))
+    assert list(rt.sessions) == [(1, 12, 8), (1, 10, 8)] and built.count((1, 10, 8)) == 2  # LRU of 2
+    assert rt(torch.empty(1, 3, 13, 8)).item() == 0 and rt(torch.empty(1, 3, 13, 8)).item() == 0
+    assert (1, 13, 8) in rt.failures and (1, 13, 8) not in rt.sessions
+    assert rt(torch.empty(1, 3, 13, 8)).item() == 0 and len(recwarn) == 1  # failed once, not rebuilt
+    assert rt.prepare((1, 14, 8))(None).item() == 14 and (1, 14, 8) in rt.sessions  # built before any call

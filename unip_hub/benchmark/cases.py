@@ -20,7 +20,7 @@ from torch import nn
 
 from unip_hub.benchmark.runtimes import TokensOf, runtime_fns, timm_ort_fn
 from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
-from unip_hub.models.slide import slide_logits
+from unip_hub.models.slide import slide_logits, window_boxes
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -159,7 +159,8 @@ def backbone_case(arch: str, size: int, batch: int, settings: Settings, baseline
     model = build_vit(arch, img_size=size, **overrides).eval().to(settings.device)
     x = _images(batch, (size, size), settings)
     fns: dict[str, TensorFn] = {"ours": model.forward_features}
-    runtime = runtime_fns(model, settings.runtime_pairs, settings.cache_dir, settings.device)
+    runtime = runtime_fns(model, settings.runtime_pairs, settings.cache_dir, settings.device,
+                          None if settings.quick else (batch, size, size))
     if baselines is not None:
         timm = baselines.timm_vit(model).to(settings.device)
         fns["timm"] = timm.forward_features
@@ -205,7 +206,10 @@ def segmenter_case(arch: str, mode: str, hw: tuple[int, int], batch: int, settin
         batch_windows = 8 if torch.device(settings.device).type == "cuda" else 1
     x = _images(batch, hw, settings)
     fns = _segmenter_fns(seg, mode, crop, stride, batch_windows, baselines)
-    whole = runtime_fns(seg, settings.runtime_pairs, settings.cache_dir, settings.device)
+    group = min(batch_windows, len(window_boxes(*hw, crop, stride)))  # a full group of slide windows
+    windows = (batch * group, min(crop, hw[0]), min(crop, hw[1]))
+    shape = None if settings.quick else (batch, *hw) if mode == "whole" else windows
+    whole = runtime_fns(seg, settings.runtime_pairs, settings.cache_dir, settings.device, shape)
     if baselines is not None:
         timm = baselines.timm_segmenter(seg).to(settings.device)
         fns["timm"] = _as_mode(timm, seg.num_classes, mode, crop, stride, batch_windows)

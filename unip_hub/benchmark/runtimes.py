@@ -1,7 +1,8 @@
 """Runtime variants of the benchmark cases: ours under ONNX Runtime (fp32 / int8), torch bf16/fp16, and timm
 under ONNX Runtime on the same weights.
 
-- ``ort-fp32`` / ``ort-int8``: :func:`unip_hub.runtime.load_runtime` (the cached dynamic-shape export; int8 with
+- ``ort-fp32`` / ``ort-int8``: :func:`unip_hub.runtime.load_runtime` (fp32: ``static_shape="auto"``, the graph
+  exported at the case's input shape, or the slide windows' shape; int8: the dynamic-shape export quantised with
   its calibration frames). The agreement threshold is off here (random weights); the case's check reports the
   agreement with ours instead.
 - ``torch-bf16`` / ``torch-fp16``: the eager model under ``torch.autocast``.
@@ -36,14 +37,23 @@ def runtime_pairs(runtimes: Sequence[str], precisions: Sequence[str], device: st
 
 
 def runtime_fns(model: nn.Module, pairs: Sequence[tuple[str, str]], cache_dir: str | os.PathLike | None,
-                device: str) -> dict[str, TensorFn]:
-    """Variant name -> the runtime's call of ``model`` (whole image) for every pair."""
+                device: str, shape: tuple[int, int, int] | None = None) -> dict[str, TensorFn]:
+    """Variant name -> the runtime's call of ``model`` (whole image) for every pair.
+
+    With ``shape`` (batch, H, W), the shape the case calls it with, ONNX Runtime fp32 runs ``static_shape="auto"``
+    and the static-shape graph of ``shape`` is built here, before the case's check; ``None`` (``--quick``): the
+    dynamic-shape graph only.
+    """
     from unip_hub.runtime import load_runtime
 
     fns: dict[str, TensorFn] = {}
     for runtime, precision in pairs:
-        fns[VARIANT_NAMES[runtime, precision]] = load_runtime(
-            model, runtime, precision, cache_dir=cache_dir, min_agreement=0.0, device=device, progress=True)
+        static = "auto" if (runtime, precision) == ("onnxruntime", "fp32") and shape is not None else None
+        fn = load_runtime(model, runtime, precision, cache_dir=cache_dir, min_agreement=0.0, device=device,
+                          progress=True, static_shape=static)
+        if static is not None:
+            fn.prepare(shape)
+        fns[VARIANT_NAMES[runtime, precision]] = fn
     return fns
 
 

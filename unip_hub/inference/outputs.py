@@ -219,7 +219,9 @@ def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathL
         predictor_options: Keywords of :class:`~unip_hub.inference.Predictor` (``scaling``, ``calibration``).
         video: :class:`~unip_hub.inference.video.VideoSettings`; given, folders are read as frame sequences.
         runtime_options: Keywords of :func:`unip_hub.runtime.load_runtime` (``runtime``, ``precision``,
-            ``cache_dir``, ``calibration``, ``min_agreement``); the cache defaults to the checkpoint's folder.
+            ``cache_dir``, ``calibration``, ``min_agreement``, ``static_shape``); the cache defaults to the
+            checkpoint's folder; ONNX Runtime fp32 defaults to ``static_shape="auto"`` (a static-shape graph for
+            every input shape that repeats: slide windows, video frames).
         **options: :class:`~unip_hub.models.slide.InferenceOptions` fields.
 
     Returns:
@@ -232,9 +234,12 @@ def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathL
 
     model = load_segmenter(model_path, **{**(load or {}), "aux": False}).to(torch.device(device)).eval()
     runtime = None
-    if runtime_options and (runtime_options.get("runtime"), runtime_options.get("precision")) != ("torch", "fp32"):
+    pair = (runtime_options or {}).get("runtime"), (runtime_options or {}).get("precision")
+    if runtime_options and pair != ("torch", "fp32"):
         from unip_hub.runtime import load_runtime
 
-        runtime = load_runtime(model, **runtime_options, checkpoint=model_path, progress=True)
+        static = "auto" if pair == ("onnxruntime", "fp32") else None  # slide windows / video frames: fixed shapes
+        runtime = load_runtime(model, **{"static_shape": static, **runtime_options}, checkpoint=model_path,
+                               progress=True)
     predictor = Predictor(model, **(predictor_options or {}), runtime=runtime)
     return model, segment_inputs(model, inputs, out_dir, settings, predictor, video, **options)

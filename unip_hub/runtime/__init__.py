@@ -6,6 +6,7 @@
 
 - :mod:`~unip_hub.runtime.load`: :func:`load_runtime` (the switch), the cache lookups.
 - :mod:`~unip_hub.runtime.sessions`: the callables (:class:`TorchRuntime`, :class:`OrtRuntime`).
+- :mod:`~unip_hub.runtime.shaped`: :class:`ShapedRuntime`, static-shape fp32 sessions for shapes that repeat.
 - :mod:`~unip_hub.runtime.build`: the fp32 export and the int8 recipe (static convs, dynamic matmuls).
 - :mod:`~unip_hub.runtime.calibration`: calibration frames (files or synthetic scenes).
 - :mod:`~unip_hub.runtime.accuracy`: agreement with fp32 torch (logits, masks, mIoU) and the refusal.
@@ -21,6 +22,7 @@ from unip_hub.utils.lazy import lazy_attributes
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "unip_hub.runtime.load": ("PRECISIONS", "RUNTIMES", "Runtime", "check_choice", "load_runtime"),
     "unip_hub.runtime.sessions": ("OrtRuntime", "RuntimeInfo", "TorchRuntime"),
+    "unip_hub.runtime.shaped": ("ShapedRuntime",),
     "unip_hub.runtime.accuracy": ("AccuracyError", "DEFAULT_MIN_AGREEMENT", "compare_outputs"),
     "unip_hub.runtime.calibration": ("CalibrationSet", "calibration_set", "synthetic_calibration"),
     "unip_hub.runtime.cache": ("weights_sha256",),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,14 @@ from unip_hub.runtime.build import EXAMPLE_SIZES, build_fp32, build_int8, model_
 from unip_hub.runtime.cache import CacheEntry, default_cache_dir, weights_sha256
 from unip_hub.runtime.calibration import CalibrationSet, calibration_set
 from unip_hub.runtime.sessions import OrtRuntime, RuntimeInfo, TorchRuntime
+from unip_hub.runtime.shaped import Shape, ShapedRuntime
 
 RECIPE_VERSION = 2  # bump when the build recipe changes: cached graphs of older recipes are rebuilt
 __all__ = ["PRECISIONS", "RUNTIMES", "Runtime", "check_choice", "load_runtime", "torch_runtime"]
 
 _ALLOWED = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8")}
 
-Runtime = TorchRuntime | OrtRuntime
+Runtime = TorchRuntime | OrtRuntime | ShapedRuntime
 
 
 def check_choice(runtime: str, precision: str) -> None:
@@ -99,6 +101,19 @@ def _int8_graph(model: nn.Module, kind: str, folder: Path, weights: str, calibra
     return entry.graph, accuracy, False
 
 
+def _static_builder(model: nn.Module, kind: str, folder: Path, weights: str, progress: bool,
+                    device: str | torch.device, threads: int | None) -> Callable[[Shape, bool], OrtRuntime | None]:
+    """``build(shape, only_cached)`` of a :class:`ShapedRuntime`: the cached static-shape session of ``shape``."""
+
+    def build(shape: Shape, only_cached: bool) -> OrtRuntime | None:
+        if only_cached and _entry(folder, weights, _recipe(model, kind, "fp32", None, shape))[1] is None:
+            return None
+        path, cached = _fp32_graph(model, kind, folder, weights, progress, shape)
+        return OrtRuntime(path, RuntimeInfo("onnxruntime", "fp32", path, cached), device, threads)
+
+    return build
+
+
 def load_runtime(
     model: nn.Module,
     runtime: str = "torch",
@@ -111,7 +126,7 @@ def load_runtime(
     device: str | torch.device | None = None,
     threads: int | None = None,
     progress: bool = False,
-    static_shape: tuple[int, int, int] | None = None,
+    static_shape: tuple[int, int, int] | str | None = None,
 ) -> Runtime:
     """A callable running ``model``: normalised (B, C_in, H, W) -> float32 logits (B, K, H, W) of a Segmenter, or
     the normalised tokens (B, 1 + N, C) of a UnipViT (``forward_features``, what the export holds).
@@ -130,8 +145,10 @@ def load_runtime(
         threads: ONNX Runtime intra-op threads (default: torch's).
         progress: Say on stderr when a graph is built.
         static_shape: onnxruntime fp32 only: (batch, H, W) the graph is exported at with a fixed input shape
-            (cached per shape; other shapes are refused by the session). For fixed-size inputs (benchmarks, slide
-            crops of 512 x 512, video frames).
+            (cached per shape; other shapes are refused by the session), or ``"auto"``: a
+            :class:`~unip_hub.runtime.shaped.ShapedRuntime` running a static-shape graph for every input shape that
+            repeats (built at its second call, kept for the 4 most recent shapes) and the dynamic graph otherwise.
+            For fixed-size inputs (benchmarks, slide windows of 512 x 512, video frames).
 
     Raises:
         ValueError: An unknown runtime / precision pair.
@@ -146,9 +163,15 @@ def load_runtime(
     if static_shape is not None and precision != "fp32":
         raise ValueError("static_shape is an onnxruntime fp32 option")
     if precision == "fp32":
-        static = None if static_shape is None else tuple(int(v) for v in static_shape)
+        auto = isinstance(static_shape, str)
+        if auto and static_shape != "auto":
+            raise ValueError(f"static_shape must be (batch, H, W), 'auto' or None, got {static_shape!r}")
+        static = None if static_shape is None or auto else tuple(int(v) for v in static_shape)
         path, cached = _fp32_graph(cpu, kind, folder, weights, progress, static)
-        return OrtRuntime(path, RuntimeInfo(runtime, precision, path, cached), device or "cpu", threads)
+        session = OrtRuntime(path, RuntimeInfo(runtime, precision, path, cached), device or "cpu", threads)
+        if not auto:
+            return session
+        return ShapedRuntime(session, _static_builder(cpu, kind, folder, weights, progress, device or "cpu", threads))
     calib = calibration_set(cpu, calibration)
     path, accuracy, cached = _int8_graph(cpu, kind, folder, weights, calib, progress)
     check_agreement(accuracy, min_agreement, f"the int8 {kind} ({path.name})")
