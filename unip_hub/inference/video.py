@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +31,11 @@ from unip_hub.data.scaling import DEFAULT_SCALING, RunningBounds
 from unip_hub.inference.stats import CSV_FIELDS
 from unip_hub.utils.atomic import atomic_dir
 from unip_hub.utils.files import list_files
+from unip_hub.utils.threads import Background, Worker
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoSettings", "is_video", "measure_video", "read_video_frames", "segment_video"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".seq")
-_DONE = object()
 
 
 @dataclass
@@ -151,81 +149,6 @@ def _video_fps(path: Path, frames: Iterable[Frame], default: float) -> float:
     except (av.error.FFmpegError, OSError) as error:
         raise _video_error(path, error) from error
     return float(rate) if rate else default
-
-
-class _Failed:
-    """An exception raised in a background thread, handed to the main thread."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class _Background:
-    """Runs ``produce(put)`` in a daemon thread; :meth:`items` yields what it puts and re-raises its error."""
-
-    def __init__(self, produce: Callable[[Callable[[Any], None]], None], size: int) -> None:
-        self.queue: queue.Queue = queue.Queue(maxsize=size)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(produce,), daemon=True)
-        self.thread.start()
-
-    def _put(self, item: Any) -> None:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _run(self, produce: Callable[[Callable[[Any], None]], None]) -> None:
-        try:
-            produce(self._put)
-        except BaseException as error:  # handed to the consumer
-            self._put(_Failed(error))
-        self._put(_DONE)
-
-    def items(self) -> Iterator[Any]:
-        """What the thread produces, in order."""
-        while True:
-            item = self.queue.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-
-
-class _Worker:
-    """Consumes submitted items in a thread (``handle(item)``); errors surface at the next submit or close."""
-
-    def __init__(self, handle: Callable[[Any], None], size: int) -> None:
-        self.handle, self.error = handle, None
-        self.queue: queue.Queue = queue.Queue(maxsize=size)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (item := self.queue.get()) is not _DONE:
-            if self.error is None:
-                try:
-                    self.handle(item)
-                except BaseException as error:  # re-raised in the main thread
-                    self.error = error
-
-    def submit(self, item: Any) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(item)
-
-    def close(self) -> None:
-        self.queue.put(_DONE)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
 
 
 def _scaled_frames(frames: Iterable[Frame], running: RunningBounds, normalize: Callable[[np.ndarray], torch.Tensor]
@@ -347,7 +270,7 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _run(predictor: Any, reader: _Background, worker: _Worker, options: Any, size: int, bar: Any) -> tuple[int, bool]:
+def _run(predictor: Any, reader: Background, worker: Worker, options: Any, size: int, bar: Any) -> tuple[int, bool]:
     """The model loop: batches from the reader, masks to the writer. Returns (frames done, interrupted)."""
     done = 0
     try:
@@ -390,9 +313,9 @@ def segment_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.P
     fps = _video_fps(path, frames, settings.fps)
     target = Path(out_dir) / (path.stem if path.is_file() else path.name)
     with atomic_dir(target, overwrite=True) as tmp:
-        worker = _Worker(_Sink(tmp, fps, settings, predictor.segmenter), size=2 * settings.batch_size)
+        worker = Worker(_Sink(tmp, fps, settings, predictor.segmenter), size=2 * settings.batch_size)
         running = RunningBounds(predictor.scaling, settings.momentum)
-        reader = _Background(_scaled_frames(frames, running, predictor.normalize), size=2 * settings.batch_size)
+        reader = Background(_scaled_frames(frames, running, predictor.normalize), size=2 * settings.batch_size)
         with tqdm(desc=f"segment {path.name}", unit="frame", disable=not settings.progress) as bar:
             try:
                 done, interrupted = _run(predictor, reader, worker, options, settings.batch_size, bar)
