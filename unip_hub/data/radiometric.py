@@ -114,7 +114,7 @@ def _to_celsius(kelvin: Any) -> float | None:
     return None if kelvin is None else float(kelvin) - KELVIN_OFFSET
 
 
-def _refuse_vendor_formats(path: Path) -> None:
+def _refuse_vendor_formats(path: Path, kind: str | None) -> None:
     suffix = path.suffix.lower()
     if suffix == ".seq":
         raise RadiometricError(
@@ -128,7 +128,7 @@ def _refuse_vendor_formats(path: Path) -> None:
         raise RadiometricError(
             f"{path}: FLIR {suffix[1:].upper()} files are not read directly; export them as radiometric "
             "frames first (FLIR Thermal Studio / ResearchIR: radiometric TIFF) and pass the folder of frames")
-    if flir_kind(path) == "dji":
+    if kind == "dji":
         raise RadiometricError(
             f"{path}: a DJI thermal R-JPEG; its temperatures need DJI's Thermal SDK (dji_irp): convert it to a "
             "float TIFF in degC with the SDK and pass that (reading the JPEG picture would give wrong "
@@ -173,12 +173,13 @@ def read_radiometric(source: ThermalSource, calibration: Calibration | None = No
     calibration = calibration or Calibration()
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        _refuse_vendor_formats(path)
+        kind = flir_kind(path)  # the JPEG's header is read once
+        _refuse_vendor_formats(path, kind)
         if path.suffix.lower() == ".fff":  # one FLIR FFF frame, through flirpy (pip install 'unip[seq]')
             from unip_hub.data.seq import read_fff
 
             return read_fff(path, calibration)
-        if flir_kind(path) == "flir":
+        if kind == "flir":
             return _read_flir(path, calibration)
         return _array_temperatures(read_frame(path), str(path), calibration)
     values = read_frame(source)
