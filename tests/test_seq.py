@@ -140,3 +140,16 @@ def test_seq_through_the_video_path(tmp_path):
     assert float(next(r for r in rows if r["frame"] == "1")["time_s"]) == pytest.approx(1 / 30, abs=1e-3)  # SEQ rate
     temps = [float(r[k]) for r in rows for k in ("min", "max")]
     assert all(np.isfinite(temps))  # temperatures from the frames' Planck constants, not gray levels
+
+
+def test_a_sequence_larger_than_the_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    from unip_hub.data import seq
+
+    path = tmp_path / "long.seq"
+    write_seq(path)
+    monkeypatch.setattr(seq, "available_memory", lambda: path.stat().st_size)  # only twice the file would fit
+    with pytest.raises(RadiometricError, match="reads a SEQ file whole into memory") as info:
+        iter_seq_frames(path)
+    assert str(path) in str(info.value) and "TIFF frames" in str(info.value)
+    monkeypatch.setattr(seq, "available_memory", lambda: None)  # a system that does not say: read it
+    assert len(list(iter_seq_frames(path))) == 3

@@ -7,8 +7,10 @@ temperatures). ``flirpy`` (``pip install 'unip[seq]'``, MIT licence, pure Python
 the frame's own constants (:func:`flirpy.util.raw.raw2temp`); this module checks what it is given and wraps the
 result as :class:`~unip_hub.data.radiometric.Frame` objects, as every other radiometric reader does.
 
-Limits: flirpy reads the whole ``.seq`` into memory (a file of N bytes needs N bytes of RAM). Frames whose raw
-data is compressed (PNG; the JPEG-LS of ``.csq`` files) are refused with a clear error, never decoded wrongly.
+Limits: flirpy reads the whole ``.seq`` into memory (a file of N bytes needs N bytes of RAM; about 0.66 MB per
+640 x 512 frame); a file larger than half the memory available is refused before it is read, with the way out
+(split the recording, or export radiometric TIFF frames and pass the folder). Frames whose raw data is
+compressed (PNG; the JPEG-LS of ``.csq`` files) are refused with a clear error, never decoded wrongly.
 
 >>> from unip_hub.data.seq import iter_seq_frames
 >>> for frame in iter_seq_frames("flight.seq"):  # doctest: +SKIP
@@ -113,11 +115,29 @@ def _frame(fff: Any, source: str, calibration: Calibration, raw2temp: Any) -> Fr
     return Frame(counts, celsius, source, "flir-fff", params)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux / most Unix), ``None`` where the system does not say."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits(path: Path) -> None:
+    size, free = path.stat().st_size, available_memory()
+    if free is not None and size > free // 2:
+        raise RadiometricError(
+            f"{path}: {size / 2**30:.1f} GiB, and flirpy reads a SEQ file whole into memory ({free / 2**30:.1f} GiB "
+            "available); split the recording into shorter SEQ files, or export it as radiometric TIFF frames "
+            "(FLIR Thermal Studio / ResearchIR) and pass the folder of frames with --video")
+
+
 def _open_seq(path: Path) -> tuple[Any, Any]:
     """(the flirpy Seq of ``path``, raw2temp), after checking that the file holds FFF frames."""
     if not path.is_file():
         raise FileNotFoundError(f"input {path} does not exist")
     Seq, _, raw2temp = _flirpy(path)
+    _check_fits(path)
     try:
         seq = Seq(str(path))
     except Exception as error:  # flirpy raises struct.error / ValueError on broken headers
