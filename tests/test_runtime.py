@@ -65,6 +65,17 @@ def test_runtimes_compute_the_segmenters_logits(built):
     assert fp32.info.name == "onnxruntime-fp32" and int8.info.name == "onnxruntime-int8"
 
 
+def test_fp32_and_int8_graphs_run_fused_attention(built):
+    import onnx
+
+    _, _, _, fp32, int8 = built
+    meta = json.loads(fp32.info.path.with_suffix(".json").read_text())
+    assert meta["attention_fused"] == TINY_SEG["depth"] and max(meta["fused_max_abs_error"].values()) < 1e-3
+    for rt in (fp32, int8):  # one MultiHeadAttention per block, no (B, H, N, N) softmax left
+        ops = [n.op_type for n in onnx.load(str(rt.info.path)).graph.node]
+        assert ops.count("MultiHeadAttention") == TINY_SEG["depth"] and "Softmax" not in ops
+
+
 def test_int8_keeps_first_and_last_conv_float_and_records_accuracy(built):
     import onnx
 

@@ -1,6 +1,8 @@
 """Building the ONNX Runtime graphs: the verified fp32 export, and its int8 version.
 
-- **fp32**: :func:`unip_hub.export.export_model` (dynamic batch, H, W; checked against eager at three sizes).
+- **fp32**: :func:`unip_hub.export.export_model` (dynamic batch, H, W; checked against eager at three sizes), then
+  every block's attention fused into one ``MultiHeadAttention`` node (:mod:`unip_hub.runtime.fusion`; checked
+  against eager again, else the unfused graph is kept).
 - **int8** (ONNX Runtime's quantisation tools, on the fp32 graph):
 
   1. *static* QDQ quantisation of the convolutions of the neck and the decode head (per-channel symmetric int8
@@ -38,10 +40,56 @@ def model_kind(model: nn.Module) -> str:
     return "segmenter" if hasattr(model, "decode_head") else "backbone"
 
 
+def _attention_layout(model: nn.Module) -> tuple[list[int], list[int]]:
+    """(heads, width) of every attention of ``model``'s backbone, in block order."""
+    blocks = (model.backbone if model_kind(model) == "segmenter" else model).blocks
+    return [b.attn.num_heads for b in blocks], [b.attn.qkv.out_features // 3 for b in blocks]
+
+
+def _errors(model: nn.Module, path: Path, shapes: list[tuple[int, int, int]]) -> dict[str, float]:
+    """max |ONNX Runtime - eager| of the graph at ``path`` per (batch, H, W), on seeded inputs."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    segmenter = model_kind(model) == "segmenter"
+    fn, in_chans = (model, model.backbone.in_chans) if segmenter else (model.forward_features, model.in_chans)
+    gen = torch.Generator().manual_seed(0)
+    errors = {}
+    with torch.inference_mode():
+        for b, h, w in shapes:
+            x = torch.randn(b, in_chans, h, w, generator=gen)  # (B, C_in, H, W)
+            errors[f"{h}x{w}"] = float(np.abs(session.run(None, {name: x.numpy()})[0] - fn(x).numpy()).max())
+    return errors
+
+
+def _fuse(model: nn.Module, out: Path, shapes: list[tuple[int, int, int]]) -> dict[str, Any]:
+    """Fuses the attentions of the exported graph ``out`` in place when the fused graph still matches eager."""
+    from unip_hub.runtime.fusion import fuse_attention
+
+    tmp = out.with_name(f".{out.stem}.fused.onnx")
+    try:
+        fused = fuse_attention(out, tmp, *_attention_layout(model))
+        errors = _errors(model, tmp, shapes) if fused else {}
+        if fused and max(errors.values()) <= EXPORT_ATOL:
+            tmp.replace(out)
+            return {"attention_fused": fused, "fused_max_abs_error": errors}
+        return {"attention_fused": 0, "fusion_refused": f"max error {errors}" if fused else "no pattern"}
+    except Exception as error:  # the unfused export is verified and kept
+        return {"attention_fused": 0, "fusion_refused": f"{type(error).__name__}: {error}"}
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def build_fp32(model: nn.Module, out: Path, static: tuple[int, int, int] | None = None) -> dict[str, Any]:
-    """Exports ``model`` to ``out`` (ONNX, atomic) and returns the export's errors per checked size.
+    """Exports ``model`` to ``out`` (ONNX, atomic), fuses its attentions (:mod:`unip_hub.runtime.fusion`) and
+    returns the export's errors per checked size and the fusion's.
 
     ``static`` (batch, H, W) fixes the graph's input shape (one shape, checked at it); else batch, H, W are dynamic.
+    The fused graph is checked against eager at the export's sizes (batch 1; ``EXPORT_ATOL``); when it is not
+    within it, the verified unfused export is kept.
     """
     from unip_hub.export import export_model
 
@@ -50,7 +98,9 @@ def build_fp32(model: nn.Module, out: Path, static: tuple[int, int, int] | None 
         result = export_model(model, out, "onnx", size=static[1:], batch=static[0], atol=EXPORT_ATOL, dynamic=False)
     else:
         result = export_model(model, out, "onnx", size=EXAMPLE_SIZES[kind], atol=EXPORT_ATOL)
-    return {"export_max_abs_error": {f"{h}x{w}": e for (h, w), e in result.max_abs_error.items()}}
+    shapes = [static] if static is not None else [(1, h, w) for h, w in result.max_abs_error]
+    facts = {"export_max_abs_error": {f"{h}x{w}": e for (h, w), e in result.max_abs_error.items()}}
+    return facts | _fuse(model, out, shapes)
 
 
 @contextmanager
