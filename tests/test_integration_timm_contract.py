@@ -188,7 +188,9 @@ def test_model_forward_fx(name):
         x = _input(model, 1, 128)
         out = model(x)
         traced = next(iter(_fx_model(model)(x).values()))
-    assert torch.equal(traced, out) and not torch.isnan(out).any()
+    assert not torch.isnan(out).any()
+    torch.testing.assert_close(traced, out, rtol=1e-5, atol=1e-5)  # the same ops; a busy machine's BLAS may split
+    # a matmul differently between the two calls, so bit-equality is not promised (seen under load on ViT-B)
 
 
 @pytest.mark.parametrize("name", NAMES)
