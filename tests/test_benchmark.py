@@ -150,6 +150,8 @@ def test_config_refuses_bad_settings(tmp_path):
             BenchConfig(device="cuda").validate()
     with pytest.raises(ValueError, match="--compile --max-autotune"):
         BenchConfig(max_autotune=True).validate()
+    with pytest.raises(ValueError, match="--device cuda --compile --cuda-graphs"):
+        BenchConfig(compile=True, cuda_graphs=True).validate()  # CUDA graphs are a GPU setting
     with pytest.raises(FileNotFoundError, match="baselines file"):
         load_baselines(tmp_path / "missing.py")
 

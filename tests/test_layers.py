@@ -94,6 +94,16 @@ def test_compile_for_inference_matches_eager_and_refuses_training():
         torch.testing.assert_close(compiled(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
 
 
+def test_compile_for_inference_asks_inductor_for_cuda_graphs(monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda fn, dynamic=None, options=None: seen.append(options) or fn)
+    model = UnipViT(img_size=32, embed_dim=32, depth=1, num_heads=2).eval()
+    compile_for_inference(model, cuda_graphs=True)
+    compile_for_inference(model)
+    assert seen[0]["triton.cudagraphs"] is True and "triton.cudagraphs" not in seen[1]
+    assert all(options["freezing"] for options in seen)
+
+
 def test_conv_of_a_concatenation_without_building_it():
     torch.manual_seed(0)
     unit = ConvBNReLU(12, 5, 3).eval()

@@ -66,6 +66,7 @@ class Settings:
     runtime_pairs: tuple[tuple[str, str], ...] = ()
     onnxruntime: bool = False
     cache_dir: str | None = None
+    cuda_graphs: bool = False
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
@@ -96,7 +97,7 @@ def _inference(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, settings: Set
         return make(fn)
     from unip_hub.inference.compile import compile_for_inference
 
-    call = make(compile_for_inference(fn, max_autotune=settings.max_autotune))
+    call = make(compile_for_inference(fn, max_autotune=settings.max_autotune, cuda_graphs=settings.cuda_graphs))
     call.eager = make(fn)  # type: ignore[attr-defined]
     return call
 

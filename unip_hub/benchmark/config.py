@@ -29,6 +29,7 @@ class BenchConfig:
         dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; fp16 needs CUDA).
         compile: ``torch.compile`` every inference variant (ours and baselines alike), weights frozen.
         max_autotune: With ``compile``, also autotune the matmul kernels.
+        cuda_graphs: With ``compile`` on a GPU, replay the compiled calls as CUDA graphs (fixed shapes).
         rounds: Timed rounds per case; medians are reported.
         warmup: Untimed rounds first.
         batch_224: Batch of the backbone cases at 224 (and of the distillation step).
@@ -68,6 +69,7 @@ class BenchConfig:
     precisions: Sequence[str] = ("fp32",)
     cache_dir: str | None = None
     segmenter_sizes: Sequence[tuple[int, int]] = SEGMENTER_SIZES
+    cuda_graphs: bool = False
     modes: Sequence[str] = MODES
     accuracy_model: str | None = None
     accuracy_data: str | None = None
@@ -93,6 +95,8 @@ class BenchConfig:
             raise ValueError("fp16 autocast is a GPU setting; on the CPU use --dtype fp32 or bf16")
         if self.max_autotune and not self.compile:
             raise ValueError("max_autotune applies to compiled variants: pass --compile --max-autotune")
+        if self.cuda_graphs and not (self.compile and dev.type == "cuda"):
+            raise ValueError("CUDA graphs replay compiled GPU calls: pass --device cuda --compile --cuda-graphs")
         _choose("runtimes", self.runtimes, RUNTIMES)
         _choose("precisions", self.precisions, PRECISIONS)
         _choose("segmenter modes", self.modes, MODES)

@@ -90,7 +90,7 @@ def build_cases(cfg: BenchConfig, baselines: ModuleType) -> Iterable[Case]:
 
     s = Settings(cfg.device, DTYPES[cfg.dtype], cfg.compile, cfg.quick, cfg.max_autotune,
                  tuple(runtime_pairs(cfg.runtimes, cfg.precisions, cfg.device)), "onnxruntime" in cfg.runtimes,
-                 cfg.cache_dir)
+                 cfg.cache_dir, cfg.cuda_graphs)
     for group in GROUPS:
         if group in cfg.groups and group in _GROUP_CASES:  # video: measured whole by _video_results
             yield from _GROUP_CASES[group](cfg, s, baselines)
@@ -143,7 +143,7 @@ def machine_info(cfg: BenchConfig) -> dict[str, Any]:
     info: dict[str, Any] = {"python": sys.version.split()[0], "torch": torch.__version__,
                             "platform": platform.platform(), "cpu_count": os.cpu_count(),
                             "torch_threads": torch.get_num_threads(), "device": cfg.device, "dtype": cfg.dtype,
-                            "compile": cfg.compile, "max_autotune": cfg.max_autotune}
+                            "compile": cfg.compile, "max_autotune": cfg.max_autotune, "cuda_graphs": cfg.cuda_graphs}
     try:
         info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                                  if line.startswith("model name"))

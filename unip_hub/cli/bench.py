@@ -28,7 +28,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
                       cache_dir=args.cache_dir, segmenter_sizes=tuple(tuple(hw) for hw in args.seg_size or ())
                       or SEGMENTER_SIZES, modes=tuple(args.modes), accuracy_model=args.accuracy_model,
                       accuracy_data=args.accuracy_data, video_arch=args.video_arch,
-                      video_frames=args.video_frames, video_size=tuple(args.video_size), video_batch=args.video_batch)
+                      video_frames=args.video_frames, video_size=tuple(args.video_size), video_batch=args.video_batch,
+                      cuda_graphs=args.cuda_graphs)
     run_benchmark(cfg, out=args.out, markdown=args.markdown)
     return 0
 
@@ -61,6 +62,8 @@ def _register_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile every inference variant with frozen weights (compile_for_inference)")
     p.add_argument("--max-autotune", action="store_true", help="with --compile: also autotune the matmul kernels")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="with --device cuda --compile: replay the compiled calls as CUDA graphs (fixed shapes)")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds per case (medians)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     p.add_argument("--batch-224", type=int, default=8, help="batch at 224 (backbones, distillation step)")

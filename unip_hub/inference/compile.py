@@ -20,7 +20,7 @@ from torch import nn
 
 
 def compile_for_inference(model: nn.Module | Callable[..., Any], *, max_autotune: bool = False,
-                          dynamic: bool | None = None) -> Callable[..., Any]:
+                          dynamic: bool | None = None, cuda_graphs: bool = False) -> Callable[..., Any]:
     """``torch.compile`` of ``model`` (a module or any callable, e.g. ``model.forward_features``) for inference.
 
     Call the result under ``torch.inference_mode()`` (or ``torch.no_grad()``) on a model in ``eval()``: freezing
@@ -31,6 +31,8 @@ def compile_for_inference(model: nn.Module | Callable[..., Any], *, max_autotune
         model: The module or callable to compile.
         max_autotune: Also autotune the matmul kernels (longer compilation, faster on CPU and GPU).
         dynamic: Passed to ``torch.compile`` (``None``: specialise first, generalise on a second shape).
+        cuda_graphs: On a GPU, replay each compiled shape as a CUDA graph (Inductor's ``triton.cudagraphs``, what
+            ``mode="reduce-overhead"`` turns on): one launch per call instead of one per kernel, for fixed shapes.
 
     Returns:
         The compiled callable.
@@ -42,4 +44,6 @@ def compile_for_inference(model: nn.Module | Callable[..., Any], *, max_autotune
         raise ValueError("compile_for_inference expects a model in eval mode: call model.eval() first "
                          "(training needs torch.compile without freezing)")
     options: dict[str, Any] = {"freezing": True, "max_autotune": max_autotune}  # Inductor settings of this compile
+    if cuda_graphs:
+        options["triton.cudagraphs"] = True
     return torch.compile(model, dynamic=dynamic, options=options)
