@@ -13,7 +13,8 @@
   2. *dynamic* quantisation of the weight matmuls (qkv, proj, fc1, fc2 of every block: int8 weights, the
      activations quantised per call, so no calibration is needed for them).
 
-  LayerNorm, softmax, GELU, the attention matmuls (q k^T, attn v) and the resizes stay float32.
+  LayerNorm, GELU, the fused attention (q k^T, softmax, attn v in one MultiHeadAttention node) and the resizes
+  stay float32.
 """
 
 from __future__ import annotations
