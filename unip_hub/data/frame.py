@@ -7,6 +7,7 @@ imports these types and not the other reader.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,6 @@ class Frame:
     source: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
-    _per_count: Any = field(default=False, init=False, repr=False, compare=False)  # False: not computed yet
 
     def celsius_per_count(self) -> np.ndarray | None:
         """(max count + 1,) float64: the temperature of each count value, when the temperatures are one
@@ -71,16 +71,18 @@ class Frame:
         Percentiles and colormap levels of the temperatures can then be computed on the counts (their histogram,
         a lookup table) with the same result. Computed once per frame; checked against every pixel.
         """
-        if self._per_count is False:
-            self._per_count = None
-            values, celsius = self.values, self.celsius
-            if celsius is not None and values.dtype in (np.uint8, np.uint16) and values.size:
-                table = np.zeros(int(values.max()) + 1, np.float64)
-                table[values.ravel()] = celsius.ravel()  # (max + 1,) the temperature of a pixel of each count
-                present = table[np.flatnonzero(np.bincount(values.ravel()))]
-                if np.array_equal(table[values], celsius) and np.all(np.diff(present) >= 0):
-                    self._per_count = table
-        return self._per_count
+        return self._counts_table
+
+    @cached_property
+    def _counts_table(self) -> np.ndarray | None:
+        values, celsius = self.values, self.celsius
+        if celsius is None or values.dtype not in (np.uint8, np.uint16) or not values.size:
+            return None
+        table = np.zeros(int(values.max()) + 1, np.float64)
+        table[values.ravel()] = celsius.ravel()  # (max + 1,) the temperature of a pixel of each count
+        present = table[np.flatnonzero(np.bincount(values.ravel()))]
+        ok = np.array_equal(table[values], celsius) and np.all(np.diff(present) >= 0)
+        return table if ok else None
 
     @property
     def is_8bit(self) -> bool:

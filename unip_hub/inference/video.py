@@ -253,9 +253,10 @@ class _Sink:
 def class_areas(mask: np.ndarray, class_names: Any = None) -> dict[str, Any]:
     """The per-class part of a statistics table without temperatures: class, name and area."""
     names = list(class_names or [])
-    values, counts = np.unique(mask, return_counts=True)
-    classes = [{"class": int(c), "name": names[c] if c < len(names) else f"class_{c}", "area": int(n)}
-               for c, n in zip(values.tolist(), counts.tolist())]
+    counts = np.bincount(np.asarray(mask).ravel())  # (K,) pixels per class: one pass, no sort
+    present = np.flatnonzero(counts).tolist()
+    classes = [{"class": c, "name": names[c] if c < len(names) else f"class_{c}", "area": int(counts[c])}
+               for c in present]
     return {"classes": classes, "regions": [], "hotspots": 0}
 
 
