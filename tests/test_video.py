@@ -149,3 +149,15 @@ def test_measure_video_reports_both_rates(tmp_path, seg):
     result = measure_video(Predictor(seg), video, tmp_path / "out", settings=VideoSettings(progress=False))
     assert result["frames"] == 8 and result["model_fps"] > 0 and result["end_to_end_fps"] > 0
     assert result["ratio"] == pytest.approx(result["end_to_end_fps"] / result["model_fps"])
+
+
+def test_writer_inline_or_in_a_thread_writes_the_same_outputs(tmp_path, seg):
+    video = write_video(tmp_path / "clip.mkv", drifting_counts(6), codec="ffv1", fmt="gray16le")
+    tables = []
+    for threaded in (False, True):
+        record = segment_video(Predictor(seg, calibration=BOSON), video, tmp_path / f"o{threaded}",
+                               settings=VideoSettings(batch_size=4, progress=False, writer_thread=threaded))
+        assert record["frames"] == 6 and not record["interrupted"]
+        tables.append(open(record["stats"]).read())
+        assert len(decoded_frames(record["video"])) == 6
+    assert tables[0] == tables[1]

@@ -60,13 +60,15 @@ class Background:
 
 
 class Worker:
-    """Consumes submitted items in a thread (``handle(item)``); errors surface at the next submit or close."""
+    """Consumes submitted items (``handle(item)``) in a thread, or inline when ``background`` is false; a handler's
+    error surfaces at the next submit or at close (inline: at once)."""
 
-    def __init__(self, handle: Callable[[Any], None], size: int) -> None:
+    def __init__(self, handle: Callable[[Any], None], size: int, background: bool = True) -> None:
         self.handle, self.error = handle, None
         self.queue: queue.Queue = queue.Queue(maxsize=size)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.thread = threading.Thread(target=self._run, daemon=True) if background else None
+        if self.thread is not None:
+            self.thread.start()
 
     def _run(self) -> None:
         while (item := self.queue.get()) is not _DONE:
@@ -79,10 +81,14 @@ class Worker:
     def submit(self, item: Any) -> None:
         if self.error is not None:
             raise self.error
+        if self.thread is None:
+            self.handle(item)
+            return
         self.queue.put(item)
 
     def close(self) -> None:
-        self.queue.put(_DONE)
-        self.thread.join()
+        if self.thread is not None:
+            self.queue.put(_DONE)
+            self.thread.join()
         if self.error is not None:
             raise self.error
