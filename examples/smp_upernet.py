@@ -15,16 +15,8 @@ import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 
-from unip_hub.data.synthetic import SYNTHETIC_CLASSES, make_scene
-from unip_hub.data.transforms import SEG_MEAN, SEG_STD
+from unip_hub.data.synthetic import SYNTHETIC_CLASSES, scene_batch
 from unip_hub.integrations.smp import register_encoder
-
-
-def batch(rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` synthetic scenes: normalised gray in 3 channels (n, 3, size, size) and labels (n, size, size)."""
-    scenes = [make_scene(size, size, rng) for _ in range(n)]
-    x = torch.from_numpy(np.stack([g for g, _ in scenes])).float().sub(SEG_MEAN).div(SEG_STD)
-    return x[:, None].expand(-1, 3, -1, -1), torch.from_numpy(np.stack([lab for _, lab in scenes])).long()
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -48,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     losses = []
     model.train()
     for step in range(steps):
-        x, y = batch(rng, 2, size)
+        x, y = scene_batch(rng, 2, size)
         loss = F.cross_entropy(model(x), y, ignore_index=255)
         opt.zero_grad()
         loss.backward()

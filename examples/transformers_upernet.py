@@ -15,16 +15,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForSemanticSegmentation, UperNetForSemanticSegmentation
 
-from unip_hub.data.synthetic import SYNTHETIC_CLASSES, make_scene
-from unip_hub.data.transforms import SEG_MEAN, SEG_STD
+from unip_hub.data.synthetic import SYNTHETIC_CLASSES, scene_batch
 from unip_hub.integrations.transformers import upernet_config, upernet_from_checkpoint
-
-
-def batch(rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` synthetic scenes: normalised gray in 3 channels (n, 3, size, size) and labels (n, size, size)."""
-    scenes = [make_scene(size, size, rng) for _ in range(n)]
-    x = torch.from_numpy(np.stack([g for g, _ in scenes])).float().sub(SEG_MEAN).div(SEG_STD)
-    return x[:, None].expand(-1, 3, -1, -1), torch.from_numpy(np.stack([lab for _, lab in scenes])).long()
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -52,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model.train()
     losses = []
     for step in range(steps):
-        x, y = batch(rng, 2, size)
+        x, y = scene_batch(rng, 2, size)
         if args.checkpoint:
             y = y.clamp(max=model.config.num_labels - 1)
         out = model(pixel_values=x, labels=y)  # loss = CE(decode) + 0.4 * CE(auxiliary FCN), ignore 255
@@ -66,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     out_dir = args.out or tempfile.mkdtemp(prefix="unip_upernet_")
     model.save_pretrained(out_dir)
     again = AutoModelForSemanticSegmentation.from_pretrained(out_dir).eval()
-    x, _ = batch(rng, 1, size)
+    x, _ = scene_batch(rng, 1, size)
     with torch.no_grad():
         diff = (again(pixel_values=x).logits - model(pixel_values=x).logits).abs().max().item()
     print(f"saved to {out_dir}; reloaded {type(again).__name__}, max logit difference {diff:.2e}")

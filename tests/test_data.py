@@ -452,3 +452,17 @@ def test_normalize_of_8bit_levels_equals_the_float_formula():
         reference = normalize(gray.astype(np.int16), mean, std, channels)  # the float path
         assert fast.dtype == torch.float32 and fast.shape == (channels, 37, 41)
         assert torch.equal(fast, reference)
+
+
+def test_scene_batch_is_the_normalised_scenes_of_the_generator() -> None:
+    from unip_hub.data.synthetic import scene_batch
+    from unip_hub.data.transforms import SEG_MEAN, SEG_STD
+
+    x, y = scene_batch(np.random.default_rng(4), 2, 32)
+    assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (2, 32, 32) and y.dtype == torch.int64
+    rng = np.random.default_rng(4)
+    for i in range(2):
+        gray, label = make_scene(32, 32, rng)  # the same generator state: the same scenes, in order
+        expected = (torch.from_numpy(gray).float() - SEG_MEAN) / SEG_STD
+        assert torch.equal(x[i, 0], expected) and torch.equal(x[i, 2], expected)
+        assert torch.equal(y[i], torch.from_numpy(label).long())

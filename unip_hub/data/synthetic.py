@@ -22,7 +22,8 @@ from PIL import Image
 
 from .datasets import Pipeline, SegDataset
 
-__all__ = ["SYNTHETIC_CLASSES", "SYNTHETIC_PALETTE", "SyntheticThermalDataset", "make_scene", "write_synthetic_dataset"]
+__all__ = ["SYNTHETIC_CLASSES", "SYNTHETIC_PALETTE", "SyntheticThermalDataset", "make_scene", "scene_batch",
+           "write_synthetic_dataset"]
 
 SYNTHETIC_CLASSES = ("background", "sky", "road", "vegetation", "building", "person", "car")
 """Class names of the synthetic scenes; ``background`` is the bare ground beside the road."""
@@ -189,6 +190,16 @@ def make_scene(height: int, width: int, rng: np.random.Generator) -> tuple[np.nd
     _trees(canvas)
     _objects(canvas, *_road(canvas))
     return _sensor(canvas), canvas.label
+
+
+def scene_batch(rng: np.random.Generator, n: int, size: int, channels: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` square scenes as a model batch: normalised gray copied to ``channels`` (n, C, size, size) and class
+    indices (n, size, size) int64 (the fine-tuning normalisation, :func:`~unip_hub.data.transforms.normalize`)."""
+    from .transforms import normalize
+
+    scenes = [make_scene(size, size, rng) for _ in range(n)]
+    x = torch.stack([normalize(gray, channels=channels) for gray, _ in scenes])  # (n, C, size, size)
+    return x, torch.from_numpy(np.stack([label for _, label in scenes])).long()
 
 
 class SyntheticThermalDataset(SegDataset):
