@@ -68,6 +68,24 @@ def test_count_images_are_read_as_temperatures_with_the_calibration(tmp_path):
         uncalibrated[0]
 
 
+def test_linear_calibration_gives_the_per_count_table_it_used():
+    """16-bit counts become temperatures through a table of one value per count: the same numbers as the formula
+    per pixel, and the same table that the frame would derive and check from its pixels."""
+    from unip_hub.data.frame import Frame
+
+    counts = np.random.default_rng(0).integers(26000, 33000, (24, 32)).astype(np.uint16)
+    for gain in (0.01, -0.02):
+        frame = read_radiometric(counts, Calibration(counts_to_celsius=(gain, -273.15)))
+        formula = (counts.astype(np.float64) * gain - 273.15).astype(np.float32)
+        np.testing.assert_array_equal(frame.celsius, formula)
+        derived = Frame(counts, frame.celsius, "x", "counts").celsius_per_count()  # from the pixels
+        if gain < 0:  # a falling table: not a non-decreasing function, percentiles go through the pixels
+            assert frame.celsius_per_count() is None and derived is None
+            continue
+        present = np.unique(counts)
+        np.testing.assert_array_equal(frame.celsius_per_count()[present], derived[present])
+
+
 @pytest.mark.slow
 def test_calibration_travels_with_the_checkpoint(tmp_path, capsys):
     root = write_counts_dataset(tmp_path / "data")

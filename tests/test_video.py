@@ -123,6 +123,20 @@ def test_folder_of_frames_through_the_cli(tmp_path, seg, capsys):
     assert record["frames"] == 6 and len(decoded_frames(record["video"])) == 6
 
 
+def test_video_file_options_apply_without_the_folder_flag(tmp_path, seg, capsys):
+    """A video file takes --max-frames, --frame-masks and --batch-frames without --video (that flag is for folders)."""
+    model = save_segmenter_checkpoint(seg, tmp_path / "seg.pth")
+    video = write_video(tmp_path / "clip.mp4", [np.full((32, 48), 12 * i, np.uint8) for i in range(9)])
+    rc = main(["segment", str(video), "--model", str(model), "--out", str(tmp_path / "out"), "--quiet", "--json",
+               "--mode", "whole", "--max-frames", "5", "--batch-frames", "2", "--frame-masks"])
+    assert rc == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["frames"] == 5 and len(decoded_frames(record["video"])) == 5
+    assert len(list((tmp_path / "out" / "clip" / "masks").glob("*.png"))) == 5
+    with pytest.raises(ValueError, match="max_frames"):
+        VideoSettings(max_frames=0)
+
+
 def test_truncated_empty_and_missing_videos_are_one_line_errors(tmp_path, seg, capsys):
     model = save_segmenter_checkpoint(seg, tmp_path / "seg.pth")
     src = tmp_path / "in"

@@ -14,7 +14,7 @@ KINDS = ("masks", "color", "overlay")
 
 
 def _settings(args: argparse.Namespace) -> tuple:
-    """(image settings, Predictor keywords, video settings or None) from the parsed options."""
+    """(image settings, Predictor keywords, video settings) from the parsed options."""
     from unip_hub.data.radiometric import Calibration
     from unip_hub.inference.outputs import SegmentSettings
     from unip_hub.inference.video import VideoSettings
@@ -24,7 +24,7 @@ def _settings(args: argparse.Namespace) -> tuple:
     calibration = Calibration(args.unit, tuple(args.counts_to_celsius) if args.counts_to_celsius else None,
                               args.emissivity, args.reflected_temp, args.distance)
     video = VideoSettings(args.batch_frames, args.smoothing, args.frame_masks, args.fps, args.min_area,
-                          args.hot_above, progress=not args.quiet) if args.video else None
+                          args.hot_above, progress=not args.quiet, max_frames=args.max_frames)
     return settings, {"scaling": args.scaling, "calibration": calibration}, video
 
 
@@ -50,7 +50,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     load = {"arch": args.arch, "num_classes": args.num_classes, "head": args.head, "neck": args.neck}
     model, records = segment_paths(
         args.model, args.inputs, args.out, load, args.device, settings, predictor_options, video,
-        runtime_options(args), mode=args.mode,
+        runtime_options(args), folders_as_video=args.video, mode=args.mode,
         crop_size=args.crop_size, stride=args.stride, batch_windows=args.batch_windows,
         scale=tuple(args.scale) if args.scale else None)
     return _report(args, model, records)
@@ -78,6 +78,7 @@ def _add_thermal_options(p: argparse.ArgumentParser) -> None:
     v.add_argument("--smoothing", type=float, default=0.9,
                    help="weight of the past in the running percentile bounds, 0..1 (default 0.9)")
     v.add_argument("--frame-masks", action="store_true", help="also write every frame's class-index PNG")
+    v.add_argument("--max-frames", type=int, default=None, metavar="N", help="segment only the first N frames")
     v.add_argument("--fps", type=float, default=10.0, help="frame rate of a folder's video (default 10)")
 
 

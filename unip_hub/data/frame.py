@@ -56,6 +56,9 @@ class Frame:
         kind: ``"8-bit"``, ``"counts"``, ``"celsius"``, ``"kelvin"``, ``"flir-rjpeg"`` or ``"flir-fff"`` (FFF
             frames, also those of SEQ files).
         params: Calibration used (FLIR: emissivity, reflected temperature, distance; counts: gain, offset).
+        counts_table: The temperature of every count value (``celsius == counts_table[values]``, non-decreasing)
+            when the reader made the temperatures that way (a linear calibration of 8/16-bit counts); ``None``:
+            :meth:`celsius_per_count` derives and checks it from the pixels.
     """
 
     values: np.ndarray
@@ -63,6 +66,7 @@ class Frame:
     source: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
+    counts_table: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def celsius_per_count(self) -> np.ndarray | None:
         """(max count + 1,) float64: the temperature of each count value, when the temperatures are one
@@ -71,7 +75,7 @@ class Frame:
         Percentiles and colormap levels of the temperatures can then be computed on the counts (their histogram,
         a lookup table) with the same result. Computed once per frame; checked against every pixel.
         """
-        return self._counts_table
+        return self.counts_table if self.counts_table is not None else self._counts_table
 
     @cached_property
     def _counts_table(self) -> np.ndarray | None:

@@ -145,8 +145,13 @@ def _array_temperatures(values: np.ndarray, source: str, calibration: Calibratio
         if calibration.counts_to_celsius is None:
             return Frame(values, None, source, "counts")
         gain, offset = calibration.counts_to_celsius
-        celsius = (values.astype(np.float64) * gain + offset).astype(np.float32)
-        return Frame(values, celsius, source, "counts", {"gain": gain, "offset": offset})
+        params = {"gain": gain, "offset": offset}
+        if values.dtype != np.uint16:
+            celsius = (values.astype(np.float64) * gain + offset).astype(np.float32)
+            return Frame(values, celsius, source, "counts", params)
+        per_count = (np.arange(int(values.max()) + 1, dtype=np.float64) * gain + offset).astype(np.float32)
+        table = per_count.astype(np.float64) if gain >= 0 else None  # the same formula, one value per count
+        return Frame(values, per_count[values], source, "counts", params, counts_table=table)
     data = values.astype(np.float32)
     finite = data[np.isfinite(data)]
     unit = calibration.unit

@@ -180,9 +180,10 @@ def segment_files(
 
 def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                    settings: SegmentSettings | None = None, predictor: Any = None, video: Any = None,
-                   **options: Any) -> list[dict[str, Any]]:
-    """Images through :func:`segment_files`, video files (and, with ``video`` settings, folders as frame
-    sequences) through :func:`unip_hub.inference.video.segment_video`; one record per image or video."""
+                   folders_as_video: bool | None = None, **options: Any) -> list[dict[str, Any]]:
+    """Images through :func:`segment_files`, video files (and, with ``folders_as_video``, folders as frame
+    sequences) through :func:`unip_hub.inference.video.segment_video` with the ``video`` settings; one record per
+    image or video. ``folders_as_video`` defaults to whether ``video`` settings are given."""
     from unip_hub.inference.predictor import Predictor
     from unip_hub.inference.video import VideoSettings, is_video, segment_video
     from unip_hub.models.slide import InferenceOptions
@@ -191,7 +192,8 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
     predictor = predictor or Predictor(model)
     settings = settings or SegmentSettings()
     default_video = VideoSettings(min_area=settings.min_area, hot_above=settings.hot_above, progress=settings.progress)
-    videos = [p for p in inputs if is_video(p) or (video is not None and Path(p).is_dir())]
+    sequences = video is not None if folders_as_video is None else folders_as_video
+    videos = [p for p in inputs if is_video(p) or (sequences and Path(p).is_dir())]
     images = [p for p in inputs if p not in videos]
     records = segment_files(model, images, out_dir, settings, predictor, **options) if images else []
     for source in videos:
@@ -205,7 +207,8 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
 def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                   load: dict[str, Any] | None = None, device: str = "cpu", settings: SegmentSettings | None = None,
                   predictor_options: dict[str, Any] | None = None, video: Any = None,
-                  runtime_options: dict[str, Any] | None = None, **options: Any) -> tuple[Any, list[dict[str, Any]]]:
+                  runtime_options: dict[str, Any] | None = None, folders_as_video: bool | None = None,
+                  **options: Any) -> tuple[Any, list[dict[str, Any]]]:
     """``unip segment``: loads a segmenter checkpoint and runs :func:`segment_inputs`.
 
     Args:
@@ -217,11 +220,12 @@ def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathL
         device: Torch device.
         settings: See :func:`segment_files`.
         predictor_options: Keywords of :class:`~unip_hub.inference.Predictor` (``scaling``, ``calibration``).
-        video: :class:`~unip_hub.inference.video.VideoSettings`; given, folders are read as frame sequences.
+        video: :class:`~unip_hub.inference.video.VideoSettings` of video files (and of folders read as videos).
         runtime_options: Keywords of :func:`unip_hub.runtime.load_runtime` (``runtime``, ``precision``,
             ``cache_dir``, ``calibration``, ``min_agreement``, ``static_shape``); the cache defaults to the
             checkpoint's folder; ONNX Runtime fp32 defaults to ``static_shape="auto"`` (a static-shape graph for
             every input shape that repeats: slide windows, video frames).
+        folders_as_video: Read folders as frame sequences (default: when ``video`` settings are given).
         **options: :class:`~unip_hub.models.slide.InferenceOptions` fields.
 
     Returns:
@@ -242,4 +246,4 @@ def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathL
         runtime = load_runtime(model, **{"static_shape": static, **runtime_options}, checkpoint=model_path,
                                progress=True)
     predictor = Predictor(model, **(predictor_options or {}), runtime=runtime)
-    return model, segment_inputs(model, inputs, out_dir, settings, predictor, video, **options)
+    return model, segment_inputs(model, inputs, out_dir, settings, predictor, video, folders_as_video, **options)

@@ -144,7 +144,7 @@ def thermal_overlay(celsius: np.ndarray, mask: np.ndarray, palette: np.ndarray, 
     level = scale_to_uint8(celsius, *lo_hi) if levels is None else levels  # (H, W) uint8 colormap index
     index = level.astype(np.intp) * len(palette) + mask  # (H, W) row of the (256 * K, 3) blend table
     edges = class_edges(mask)
-    index[edges] = 256 * len(palette) + mask[edges]  # outlines: the class colour itself (rows after the table)
+    index[edges] = mask[edges].astype(np.intp) + 256 * len(palette)  # outlines: the class colours (rows after)
     names = list(class_names or [])
     shown = range(len(palette)) if all_classes else np.unique(mask).tolist()
     entries = tuple((names[c] if c < len(names) else f"class_{c}", tuple(int(v) for v in palette[c]))

@@ -37,29 +37,34 @@ _FIGURES = ("min", "mean", "max", "p95")
 class _Grouped:
     """The finite temperatures of a frame sorted by region (one stable sort; radix for up to 65536 regions), with
     per-region spans: region ``r`` holds ``ordered[starts[r]: starts[r] + sizes[r]]``. Regions are numbered class
-    by class, so a class's regions are one contiguous span too."""
+    by class, so a class's regions are one contiguous span too. ``order`` (every pixel's flat index, sorted by
+    region) and ``areas`` (pixels per region, non-finite ones included) serve the regions' centroids and boxes."""
 
     ordered: np.ndarray  # (N_finite,) float64
     starts: np.ndarray  # (R + 1,) int64, region 0 = no region
     sizes: np.ndarray  # (R + 1,) finite values per region
     sums: np.ndarray  # (R + 1,) float64
+    order: np.ndarray | None = None  # (H * W,) int64
+    areas: np.ndarray | None = None  # (R + 1,) int64
 
     @classmethod
     def of(cls, celsius: np.ndarray, labels: np.ndarray, count: int) -> _Grouped:
         values, flat = celsius.ravel(), labels.ravel()
-        finite = np.isfinite(values)
-        if not finite.all():
-            values, flat = values[finite], flat[finite]
-        sizes = np.bincount(flat, minlength=count + 1)
-        key = flat.astype(np.uint16) if count < 1 << 16 else flat
-        ordered = values[np.argsort(key, kind="stable")].astype(np.float64)
-        return cls(ordered, np.cumsum(sizes) - sizes, sizes, np.bincount(flat, weights=values, minlength=count + 1))
+        areas = np.bincount(flat, minlength=count + 1)
+        order = np.argsort(flat.astype(np.uint16) if count < 1 << 16 else flat, kind="stable")
+        ordered = values[order].astype(np.float64)  # (H * W,) by region
+        finite = np.isfinite(ordered)
+        sizes = areas
+        if not finite.all():  # drop NaN / inf: the spans shrink, the order within them stays
+            ordered, sizes = ordered[finite], np.bincount(flat[order[finite]], minlength=count + 1)
+        starts = np.cumsum(sizes) - sizes
+        return cls(ordered, starts, sizes, _span_sums(ordered, starts, sizes), order, areas)
 
     def merged(self, group: np.ndarray, groups: int) -> _Grouped:
         """The spans of ``groups`` consecutive blocks of regions (``group[r]`` of region ``r``, non-decreasing)."""
         sizes = np.bincount(group, weights=self.sizes, minlength=groups).astype(np.int64)
-        return _Grouped(self.ordered, np.cumsum(sizes) - sizes, sizes,
-                        np.bincount(group, weights=self.sums, minlength=groups))
+        starts = np.cumsum(sizes) - sizes
+        return _Grouped(self.ordered, starts, sizes, _span_sums(self.ordered, starts, sizes))
 
     def figures(self, wanted: np.ndarray) -> dict[str, list]:
         """min / mean / max / p95 of the spans ``wanted``: lists of floats rounded to 3 decimals, ``None`` where a
@@ -92,6 +97,15 @@ class _Grouped:
         return out
 
 
+def _span_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+    """The sum of each span ``values[starts[r]: starts[r] + sizes[r]]`` (0 for empty spans), by one ``reduceat``."""
+    sums = np.zeros(len(sizes), dtype)
+    nonempty = np.flatnonzero(sizes)
+    if nonempty.size:
+        sums[nonempty] = np.add.reduceat(values, starts[nonempty], dtype=dtype)
+    return sums
+
+
 def _ndimage() -> Any:
     try:
         from scipy import ndimage
@@ -105,50 +119,53 @@ def _label_classes(mask: np.ndarray, classes: list[int]) -> tuple[np.ndarray, np
     """8-connected regions of every class, numbered 1.. over the whole frame (class by class, raster order within
     a class): labels (H, W) int32 and the class of each region (R,)."""
     ndimage = _ndimage()
-    labels = np.zeros(mask.shape, np.int32)
-    boxes = ndimage.find_objects(mask + 1)  # (class + 1) -> its bounding box: label only there
+    top = int(mask.max(initial=0))
+    small = mask.astype(np.uint8) if top < 255 else mask  # (H, W): cheaper comparisons, and + 1 still fits
+    labels = np.zeros(mask.shape, np.int32)  # first each region's number within its class
+    boxes = ndimage.find_objects(small + 1)  # (class + 1) -> its bounding box: label only there
+    offsets = np.zeros(top + 1, np.int32)  # regions of the classes before each class
     region_class, offset = [], 0
     for c in classes:
         box = boxes[c]
-        where = mask[box] == c
-        found, count = ndimage.label(where, structure=_EIGHT_CONNECTED, output=np.int32)
-        np.add(found, offset, out=labels[box], where=where)
+        found, count = ndimage.label(small[box] == c, structure=_EIGHT_CONNECTED, output=np.int32)
+        labels[box] += found  # 0 off class c: the other classes' pixels keep their numbers
+        offsets[c] = offset
         region_class.append(np.full(count, c))
         offset += count
+    labels += offsets[small]  # numbered over the frame
     return labels, np.concatenate(region_class) if region_class else np.zeros(0, np.int64)
 
 
 @lru_cache(maxsize=4)
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column index of every pixel, flattened (read-only, shared by the frames of a video)."""
-    rows, cols = np.indices(shape, dtype=np.float64).reshape(2, -1)
+    """Row and column index of every pixel, flattened, int32 (read-only, shared by the frames of a video)."""
+    rows, cols = np.indices(shape, dtype=np.int32).reshape(2, -1)
     rows.setflags(write=False)
     cols.setflags(write=False)
     return rows, cols
 
 
-def _regions(grouped: _Grouped, labels: np.ndarray, count: int, min_area: int,
+def _regions(grouped: _Grouped, shape: tuple[int, int], min_area: int,
              hot_above: float | None) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Rows of the regions 1..count of ``labels`` (0 = none) with at least ``min_area`` pixels, and their
-    0-based indices."""
-    flat = labels.ravel()
-    areas = np.bincount(flat, minlength=count + 1)[1:]  # (R,) pixels per region, non-finite ones included
+    """Rows of the regions 1..R of ``grouped`` (a frame of ``shape``) with at least ``min_area`` pixels, and their
+    0-based indices. Centroids and boxes come from the pixels' rows and columns in region order (reduceat)."""
+    areas = grouped.areas[1:]  # (R,) pixels per region, non-finite ones included
     kept = np.flatnonzero(areas >= min_area)
     if kept.size == 0:
         return [], kept
-    rows, cols = _grid(labels.shape)
-    centroids = np.stack([np.bincount(flat, weights=rows, minlength=count + 1)[1:],
-                          np.bincount(flat, weights=cols, minlength=count + 1)[1:]], axis=1)[kept]
-    centroids = np.round(centroids / areas[kept, None], 2).tolist()
-    boxes = _ndimage().find_objects(labels)
+    starts = (np.cumsum(grouped.areas) - grouped.areas)[1:]  # (R,) increasing: every region has a pixel
+    y, x = (axis[grouped.order] for axis in _grid(shape))  # (H * W,) row / column of each pixel, by region
+    sums = np.stack([np.add.reduceat(a, starts, dtype=np.int64)[kept] for a in (y, x)], axis=1)  # (R_kept, 2)
+    centroids = np.round(sums / areas[kept, None], 2).tolist()
+    low = [np.minimum.reduceat(a, starts)[kept] for a in (y, x)]  # region 0 (no region) sorts first: left out
+    high = [np.maximum.reduceat(a, starts)[kept] + 1 for a in (y, x)]
+    boxes = np.stack([low[0], low[1], high[0], high[1]], axis=1).tolist()  # (R_kept, 4) [y0, x0, y1, x1)
     figures = grouped.figures(kept + 1)
     out = []
     for j, i in enumerate(kept.tolist()):
-        box = boxes[i]
         top = figures["max"][j]
         out.append({"area": int(areas[i]), **{k: figures[k][j] for k in _FIGURES}, "centroid": centroids[j],
-                    "bbox": [box[0].start, box[1].start, box[0].stop, box[1].stop],
-                    "hot": hot_above is not None and top is not None and top > hot_above})
+                    "bbox": boxes[j], "hot": hot_above is not None and top is not None and top > hot_above})
     return out, kept
 
 
@@ -156,7 +173,7 @@ def region_stats(celsius: np.ndarray, class_mask: np.ndarray, min_area: int = 1,
                  hot_above: float | None = None) -> list[dict[str, Any]]:
     """The connected regions of one boolean ``class_mask`` (H, W) with their temperature figures."""
     labels, count = _ndimage().label(class_mask, structure=_EIGHT_CONNECTED, output=np.int32)
-    return _regions(_Grouped.of(np.asarray(celsius), labels, count), labels, count, min_area, hot_above)[0]
+    return _regions(_Grouped.of(np.asarray(celsius), labels, count), labels.shape, min_area, hot_above)[0]
 
 
 def temperature_stats(celsius: np.ndarray, mask: np.ndarray, class_names: Sequence[str] | None = None,
@@ -191,7 +208,7 @@ def temperature_stats(celsius: np.ndarray, mask: np.ndarray, class_names: Sequen
     figures = by_class.figures(present)
     classes = [{"class": c, "name": name_of[c], "area": int(areas[c]), **{k: figures[k][j] for k in _FIGURES}}
                for j, c in enumerate(present.tolist())]
-    rows, kept = _regions(grouped, labels, len(region_class), min_area, hot_above)
+    rows, kept = _regions(grouped, mask.shape, min_area, hot_above)
     regions = [{"id": n, "class": int(c), "name": name_of[c], **row}
                for n, (c, row) in enumerate(zip(region_class[kept].tolist(), rows), start=1)]
     return {"unit": "degC", "min_area": int(min_area), "hot_above": hot_above, "classes": classes,
