@@ -191,6 +191,25 @@ def test_file_calibration_reads_frames_and_refuses_empty_folders(tmp_path):
         calibration_set(seg, empty)
 
 
+def test_file_calibration_reads_frames_as_the_segmenter_does(tmp_path):
+    """16-bit counts with a window spec and a counts calibration stored in the segmenter: the calibration frames are
+    what its predictor feeds the model, not the default percentile stretch."""
+    from PIL import Image
+
+    from unip_hub.inference import Predictor
+    from unip_hub.runtime.calibration import file_calibration
+
+    seg = _segmenter()
+    seg.input_scaling, seg.counts_to_celsius = "window 20..40 degC", (0.01, -273.15)
+    counts = (np.linspace(15, 45, 48 * 64).reshape(48, 64) + 273.15) * 100  # 15..45 degC as 0.01 K counts
+    Image.fromarray(np.round(counts).astype(np.uint16)).save(tmp_path / "frame.png")
+    (frame,) = file_calibration(seg, tmp_path).frames
+    expected = Predictor(seg).prepare(tmp_path / "frame.png")
+    torch.testing.assert_close(frame, expected.cpu(), rtol=0, atol=0)
+    seg.input_scaling = None  # the default: the percentile stretch of the counts gives other frames
+    assert not torch.equal(file_calibration(seg, tmp_path).frames[0], frame)
+
+
 def test_backbone_runtime_returns_tokens(tmp_path):
     from unip_hub.models.vit import UnipViT
 

@@ -30,23 +30,25 @@ def _test_folders(root: Path) -> tuple[Path, Path]:
                      "such a folder or leave --accuracy-data out (synthetic scenes)")
 
 
-def labelled_set(seg: Any, data: str | os.PathLike | None, frames: int = 16,
+def labelled_set(seg: Any, data: str | os.PathLike | None, frames: int | None = 16,
                  size: tuple[int, int] = (256, 320)) -> tuple[list[torch.Tensor], list[np.ndarray], str]:
-    """(normalised frames (1, C_in, H, W), labels (H, W), description) of ``data`` or of synthetic scenes."""
+    """(normalised frames (1, C_in, H, W), labels (H, W), description) of every test image of ``data`` (read as
+    the segmenter reads them: its input scaling and counts calibration; at their own size) or of ``frames``
+    synthetic scenes of ``size``."""
     from unip_hub.runtime.calibration import file_calibration, synthetic_calibration
 
     if data is None:
-        calib = synthetic_calibration(seg, frames, size, seed=2025)
+        calib = synthetic_calibration(seg, frames or 16, size, seed=2025)
         return calib.frames, calib.labels, calib.source
     from unip_hub.data.readers import read_label
     from unip_hub.utils.files import list_files
 
     images, labels = _test_folders(Path(data))
-    files = list_files(images, IMAGE_EXTENSIONS, limit=frames)
+    files = list_files(images, IMAGE_EXTENSIONS)
     label_files = [next(iter(sorted(labels.glob(f.stem + ".*"))), None) for f in files]
     if not files or None in label_files:
         raise ValueError(f"{images}: every image needs a label of the same name in {labels}")
-    calib = file_calibration(seg, files, limit=frames)
+    calib = file_calibration(seg, files, limit=None)
     return calib.frames, [read_label(p).astype(np.int64) for p in label_files], f"{images} ({len(files)} images)"
 
 
@@ -63,7 +65,8 @@ def _modes(fn: Any, seg: Any, modes: Sequence[str]) -> dict[str, Any]:
 def runtime_accuracy(checkpoint: str | os.PathLike, pairs: Sequence[tuple[str, str]], data: str | os.PathLike |
                      None = None, cache_dir: str | os.PathLike | None = None, frames: int = 16,
                      modes: Sequence[str] = ("whole", "slide")) -> dict[str, Any]:
-    """The accuracy of every (runtime, precision) in ``pairs`` against fp32 torch, per mode (see the module)."""
+    """The accuracy of every (runtime, precision) in ``pairs`` against fp32 torch, per mode (see the module), on
+    every test image of ``data`` or on ``frames`` synthetic scenes."""
     from unip_hub.hub.segmenters import load_segmenter
     from unip_hub.runtime import compare_outputs, load_runtime
 

@@ -69,21 +69,32 @@ def synthetic_calibration(model: nn.Module, frames: int = DEFAULT_FRAMES, size: 
                           f"synthetic:{frames}x{size[0]}x{size[1]}:seed{seed}")
 
 
+def model_gray(model: nn.Module, path: str | os.PathLike) -> np.ndarray:
+    """A file as the 8-bit gray (H, W) ``model`` sees: a segmenter's own input scaling and counts calibration (as
+    its predictor, ``unip eval`` and ``unip segment`` read it), the default scaling for a backbone."""
+    from unip_hub.data.radiometric import Calibration, read_radiometric
+    from unip_hub.data.scaling import scaling_from_meta
+
+    counts = getattr(model, "counts_to_celsius", None)
+    frame = read_radiometric(path, Calibration(counts_to_celsius=tuple(counts) if counts else None))
+    return scaling_from_meta(getattr(model, "input_scaling", None)).to_gray(frame)
+
+
 def file_calibration(model: nn.Module, paths: str | os.PathLike | Iterable[str | os.PathLike],
                      limit: int | None = 32) -> CalibrationSet:
-    """Frames read from image files / folders (at most ``limit``), normalised for ``model``; no labels.
+    """Frames read from image files / folders (at most ``limit``) as ``model`` sees them (:func:`model_gray`),
+    normalised for it; no labels.
 
     Raises:
         ValueError: No readable image was found under ``paths``.
     """
-    from unip_hub.data.readers import read_thermal
     from unip_hub.utils.files import list_files
 
     files = list_files(paths, INPUT_EXTENSIONS, limit=limit)
     if not files:
         raise ValueError(f"no calibration images ({', '.join(INPUT_EXTENSIONS)}) found in {paths}; give a folder "
                          "of thermal frames or leave calibration out (synthetic scenes)")
-    grays = [read_thermal(f) for f in files]
+    grays = [model_gray(model, f) for f in files]
     return CalibrationSet(_normalise(grays, model), None, _digest(grays), f"files:{len(files)}")
 
 
