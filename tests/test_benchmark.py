@@ -283,3 +283,9 @@ def test_quick_video_benchmark_reports_end_to_end_and_model_rates(tmp_path):
     assert set(row["variants"]) == {"end-to-end", "model-only"} and row["video"]["frames"] == 4
     assert all(v["throughput_img_per_s"] > 0 for v in row["variants"].values())
     assert "ratio" in row and row["ratio"] == pytest.approx(row["video"]["end_to_end_fps"] / row["video"]["model_fps"])
+    meta = row["meta"]  # --quick: one end-to-end run between two model-only runs
+    assert meta["repeats"] == len(meta["end_to_end_fps_runs"]) == 1 and len(meta["model_fps_runs"]) == 2
+    from unip_hub.benchmark.config import BenchConfig
+
+    with pytest.raises(ValueError, match="repeats"):
+        BenchConfig(groups=("video",), video_repeats=0).validate()

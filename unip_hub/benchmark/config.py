@@ -50,6 +50,7 @@ class BenchConfig:
         video_frames: Frames of the video group's synthetic 16-bit sequence.
         video_size: Its (H, W) (default 512 x 640).
         video_batch: Frames per model call in the video group.
+        video_repeats: End-to-end runs of the video group (model-only runs before, between and after them).
     """
 
     groups: Sequence[str] = DEFAULT_GROUPS
@@ -77,6 +78,7 @@ class BenchConfig:
     video_frames: int = 32
     video_size: tuple[int, int] = (512, 640)
     video_batch: int = 4
+    video_repeats: int = 4
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first setting that cannot run here."""
@@ -116,8 +118,8 @@ class BenchConfig:
         _choose("video architectures", (self.video_arch,), ARCHS)
         if importlib.util.find_spec("av") is None:
             raise ValueError("the video benchmark writes an H.264 overlay with PyAV: pip install 'unip[thermal]'")
-        if min(self.video_frames, self.video_batch, *self.video_size) < 1:
-            raise ValueError("video frames, batch and size must be >= 1")
+        if min(self.video_frames, self.video_batch, self.video_repeats, *self.video_size) < 1:
+            raise ValueError("video frames, batch, repeats and size must be >= 1")
 
 
 def _choose(what: str, given: Sequence[str], allowed: Sequence[str]) -> None:

@@ -70,12 +70,13 @@ def video_result(cfg: BenchConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="unip-bench-video-") as tmp:
         source = write_sequence(Path(tmp) / "sequence", frames, hw)
         figures = measure_video(predictor, source, Path(tmp) / "out",
-                                settings=VideoSettings(batch_size=batch, progress=False))
+                                settings=VideoSettings(batch_size=batch, progress=False),
+                                repeats=1 if cfg.quick else cfg.video_repeats)
     arch = cfg.video_arch
     variants = {"end-to-end": _variant(figures["end_to_end_fps"]), "model-only": _variant(figures["model_fps"])}
     meta = {"arch": arch, "size": list(hw), "frames": frames, "batch_frames": batch, "input": "16-bit PNG counts",
             "mode": "whole", "model_fps_runs": figures["model_fps_runs"],
-            "end_to_end_fps_runs": figures["end_to_end_fps_runs"]}
+            "end_to_end_fps_runs": figures["end_to_end_fps_runs"], "repeats": int(figures["repeats"])}
     return {"name": f"video/{arch}@{hw[0]}x{hw[1]}", "group": "video", "batch": batch,
             "params_m": sum(p.numel() for p in seg.parameters()) / 1e6, "meta": meta,
             "checks": {"end_to_end_over_model": figures["ratio"]}, "peak_gflops_per_s": [],

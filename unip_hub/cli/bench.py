@@ -29,6 +29,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
                       or SEGMENTER_SIZES, modes=tuple(args.modes), accuracy_model=args.accuracy_model,
                       accuracy_data=args.accuracy_data, video_arch=args.video_arch,
                       video_frames=args.video_frames, video_size=tuple(args.video_size), video_batch=args.video_batch,
+                      video_repeats=args.video_repeats,
                       cuda_graphs=args.cuda_graphs)
     run_benchmark(cfg, out=args.out, markdown=args.markdown)
     return 0
@@ -84,6 +85,8 @@ def _register_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-size", type=int, nargs=2, default=(512, 640), metavar=("H", "W"),
                    help="video group: frame size (default 512 640)")
     p.add_argument("--video-batch", type=int, default=4, help="video group: frames per model call")
+    p.add_argument("--video-repeats", type=int, default=4,
+                   help="video group: end-to-end runs, alternating with model-only runs (default 4)")
     add_runtime_arguments(p, several=True)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--markdown", action="store_true", help="also print the table in Markdown")
