@@ -97,12 +97,13 @@ class _Grouped:
         return out
 
 
-def _span_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
-    """The sum of each span ``values[starts[r]: starts[r] + sizes[r]]`` (0 for empty spans), by one ``reduceat``."""
-    sums = np.zeros(len(sizes), dtype)
+def _span_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The float64 sum of each span ``values[starts[r]: starts[r] + sizes[r]]`` (0 for empty spans): one
+    ``reduceat`` over the non-empty spans, which tile ``values``."""
+    sums = np.zeros(len(sizes), np.float64)
     nonempty = np.flatnonzero(sizes)
     if nonempty.size:
-        sums[nonempty] = np.add.reduceat(values, starts[nonempty], dtype=dtype)
+        sums[nonempty] = np.add.reduceat(values, starts[nonempty], dtype=np.float64)
     return sums
 
 

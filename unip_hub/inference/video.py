@@ -57,7 +57,7 @@ class VideoSettings:
         writer_thread: Render, tabulate and encode in a second thread (``True``) or between model batches
             (``False``); ``None``: a thread when the model runs on a GPU (the CPU is free meanwhile), inline on
             the CPU, where the model's threads hold every core (measured on 2 cores: 0.85x of model-only with the
-            thread, 0.94-0.97x inline).
+            thread, 0.86-0.97x inline).
         max_frames: Segment only the first ``max_frames`` frames (``None``: all).
     """
 
