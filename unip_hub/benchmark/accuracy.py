@@ -30,7 +30,7 @@ def _test_folders(root: Path) -> tuple[Path, Path]:
                      "such a folder or leave --accuracy-data out (synthetic scenes)")
 
 
-def labelled_set(seg: Any, data: str | os.PathLike | None, frames: int | None = 16,
+def labelled_set(seg: Any, data: str | os.PathLike | None, frames: int = 16,
                  size: tuple[int, int] = (256, 320)) -> tuple[list[torch.Tensor], list[np.ndarray], str]:
     """(normalised frames (1, C_in, H, W), labels (H, W), description) of every test image of ``data`` (read as
     the segmenter reads them: its input scaling and counts calibration; at their own size) or of ``frames``
@@ -38,7 +38,7 @@ def labelled_set(seg: Any, data: str | os.PathLike | None, frames: int | None = 
     from unip_hub.runtime.calibration import file_calibration, synthetic_calibration
 
     if data is None:
-        calib = synthetic_calibration(seg, frames or 16, size, seed=2025)
+        calib = synthetic_calibration(seg, frames, size, seed=2025)
         return calib.frames, calib.labels, calib.source
     from unip_hub.data.readers import read_label
     from unip_hub.utils.files import list_files

@@ -17,15 +17,16 @@ flicker as the scene's range changes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from unip_hub.constants import HIGH_PERCENTILE, LOW_PERCENTILE
-from unip_hub.data.radiometric import Frame, RadiometricError
+from unip_hub.data.radiometric import Calibration, Frame, RadiometricError
 from unip_hub.data.readers import percentile_bounds, scale_to_uint8
 
-__all__ = ["DEFAULT_SCALING", "InputScaling", "RunningBounds", "scaling_from_meta"]
+__all__ = ["DEFAULT_SCALING", "InputScaling", "RunningBounds", "model_reading", "scaling_from_meta"]
 
 KINDS = ("percentile", "window", "8-bit")
 _NUMBER = r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
@@ -123,6 +124,20 @@ DEFAULT_SCALING = InputScaling()
 def scaling_from_meta(value: object) -> InputScaling:
     """The spec stored in a checkpoint's meta (text), or :data:`DEFAULT_SCALING` when absent (older files)."""
     return DEFAULT_SCALING if value in (None, "") else InputScaling.parse(str(value))
+
+
+def model_reading(model: Any, scaling: InputScaling | str | None = None, calibration: Calibration | None = None
+                  ) -> tuple[InputScaling, Calibration]:
+    """How ``model`` reads raw frames: ``scaling`` when given, else the ``input_scaling`` it was trained with (the
+    default spec when it has none, e.g. a backbone); ``calibration``, with the model's stored counts calibration
+    where that gives none. The one rule of the predictor, ``unip eval`` and the int8 calibration frames."""
+    scaling = InputScaling.parse(str(scaling)) if scaling is not None else \
+        scaling_from_meta(getattr(model, "input_scaling", None))
+    calibration = calibration or Calibration()
+    stored = getattr(model, "counts_to_celsius", None)  # the checkpoint's counts calibration, unless given
+    if calibration.counts_to_celsius is None and stored:
+        calibration = replace(calibration, counts_to_celsius=tuple(float(v) for v in stored))
+    return scaling, calibration
 
 
 class RunningBounds:

@@ -15,14 +15,13 @@ called (a compiled model or another runtime plugs in there).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from unip_hub.data.radiometric import Calibration, Frame, read_radiometric
-from unip_hub.data.scaling import InputScaling, scaling_from_meta
+from unip_hub.data.scaling import InputScaling, model_reading
 from unip_hub.data.transforms import normalize
 from unip_hub.models.slide import InferenceOptions, infer_logits
 
@@ -50,12 +49,7 @@ class Predictor:
         self.segmenter = segmenter
         self.runtime = runtime
         self.device = torch.device(device) if device is not None else next(segmenter.parameters()).device
-        self.scaling = InputScaling.parse(scaling) if scaling is not None else \
-            scaling_from_meta(getattr(segmenter, "input_scaling", None))
-        self.calibration = calibration or Calibration()
-        stored = getattr(segmenter, "counts_to_celsius", None)  # the checkpoint's counts calibration, unless given
-        if self.calibration.counts_to_celsius is None and stored:
-            self.calibration = replace(self.calibration, counts_to_celsius=tuple(float(v) for v in stored))
+        self.scaling, self.calibration = model_reading(segmenter, scaling, calibration)
 
     @property
     def num_classes(self) -> int:

@@ -121,7 +121,7 @@ def _label_classes(mask: np.ndarray, classes: list[int]) -> tuple[np.ndarray, np
     a class): labels (H, W) int32 and the class of each region (R,)."""
     ndimage = _ndimage()
     top = int(mask.max(initial=0))
-    small = mask.astype(np.uint8) if top < 255 else mask  # (H, W): cheaper comparisons, and + 1 still fits
+    small = mask.astype(np.uint8, copy=False) if top < 255 else mask  # (H, W): cheaper comparisons, and + 1 still fits
     labels = np.zeros(mask.shape, np.int32)  # first each region's number within its class
     boxes = ndimage.find_objects(small + 1)  # (class + 1) -> its bounding box: label only there
     offsets = np.zeros(top + 1, np.int32)  # regions of the classes before each class

@@ -286,12 +286,14 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def _run(predictor: Any, reader: Background, worker: Worker, options: Any, size: int, bar: Any) -> tuple[int, bool]:
     """The model loop: batches from the reader, masks to the writer. Returns (frames done, interrupted)."""
-    done, small = 0, predictor.segmenter.num_classes <= 256
+    from unip_hub.inference.images import index_image
+
+    done = 0
     try:
         for batch in _batches(reader.items(), size):
             x = torch.cat([x for _, _, x in batch])  # (B, C_in, H, W)
-            masks = predictor.logits_of(x, options).argmax(dim=1)  # (B, H, W)
-            masks = (masks.to(torch.uint8) if small else masks).cpu().numpy()  # uint8: cheaper to render and count
+            masks = predictor.logits_of(x, options).argmax(dim=1).cpu().numpy()  # (B, H, W)
+            masks = index_image(masks, predictor.num_classes)  # uint8 (<= 256 classes): cheaper to render and count
             for (frame, gray, _), mask in zip(batch, masks):
                 worker.submit((frame, gray, mask))
             done += len(batch)
@@ -326,8 +328,7 @@ def segment_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.P
     path = Path(source)
     frames = read_video_frames(path, predictor.calibration)
     fps = _video_fps(path, frames, settings.fps)
-    if settings.max_frames is not None:
-        frames = itertools.islice(frames, settings.max_frames)
+    frames = itertools.islice(frames, settings.max_frames)  # None: all
     target = Path(out_dir) / (path.stem if path.is_file() else path.name)
     with atomic_dir(target, overwrite=True) as tmp:
         threaded = settings.writer_thread if settings.writer_thread is not None else predictor.device.type == "cuda"

@@ -72,12 +72,11 @@ def synthetic_calibration(model: nn.Module, frames: int = DEFAULT_FRAMES, size: 
 def model_gray(model: nn.Module, path: str | os.PathLike) -> np.ndarray:
     """A file as the 8-bit gray (H, W) ``model`` sees: a segmenter's own input scaling and counts calibration (as
     its predictor, ``unip eval`` and ``unip segment`` read it), the default scaling for a backbone."""
-    from unip_hub.data.radiometric import Calibration, read_radiometric
-    from unip_hub.data.scaling import scaling_from_meta
+    from unip_hub.data.radiometric import read_radiometric
+    from unip_hub.data.scaling import model_reading
 
-    counts = getattr(model, "counts_to_celsius", None)
-    frame = read_radiometric(path, Calibration(counts_to_celsius=tuple(counts) if counts else None))
-    return scaling_from_meta(getattr(model, "input_scaling", None)).to_gray(frame)
+    scaling, calibration = model_reading(model)
+    return scaling.to_gray(read_radiometric(path, calibration))
 
 
 def file_calibration(model: nn.Module, paths: str | os.PathLike | Iterable[str | os.PathLike],

@@ -137,7 +137,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
     Returns:
         :func:`evaluate`'s dict.
     """
-    from unip_hub.data.scaling import scaling_from_meta
+    from unip_hub.data.radiometric import Calibration
+    from unip_hub.data.scaling import model_reading
     from unip_hub.hub.segmenters import load_segmenter
     from unip_hub.train.finetune_config import FinetuneConfig
     from unip_hub.train.finetune_data import build_dataset
@@ -145,8 +146,9 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root: str | N
     device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     seg = load_segmenter(checkpoint).to(device).eval()
     crop = crop_size or int(seg.config.get("img_size") or SLIDE_CROP)
-    scaling = scaling_from_meta(getattr(seg, "input_scaling", None))  # the spec it was trained with
-    counts = counts_to_celsius or getattr(seg, "counts_to_celsius", None)  # given, else the checkpoint's
+    given = Calibration(counts_to_celsius=tuple(counts_to_celsius) if counts_to_celsius else None)
+    scaling, calibration = model_reading(seg, calibration=given)  # its training spec; counts given, else stored
+    counts = calibration.counts_to_celsius
     cfg = FinetuneConfig(dataset=dataset, data_root=data_root, classes=classes, test_split=split, crop_size=crop,
                          seed=seed, input_scaling=str(scaling), counts_to_celsius=counts)
     if dataset == "synthetic" and synthetic_size:
