@@ -152,6 +152,8 @@ def test_config_refuses_bad_settings(tmp_path):
         BenchConfig(max_autotune=True).validate()
     with pytest.raises(ValueError, match="--device cuda --compile --cuda-graphs"):
         BenchConfig(compile=True, cuda_graphs=True).validate()  # CUDA graphs are a GPU setting
+    with pytest.raises(ValueError, match="--runtime onnxruntime"):
+        BenchConfig(ort_profile=True).validate()  # nothing to profile without the ONNX Runtime variants
     with pytest.raises(FileNotFoundError, match="baselines file"):
         load_baselines(tmp_path / "missing.py")
 
@@ -253,7 +255,7 @@ def test_quick_benchmark_measures_runtime_paths_and_their_accuracy(tmp_path, cap
     out = tmp_path / "bench.json"
     argv = ["benchmark", "--quick", "--groups", "backbone", "segmenter", "--modes", "whole", "--no-memory",
             "--runtime", "torch", "onnxruntime", "--precision", "fp32", "int8", "--cache-dir", str(tmp_path / "c"),
-            "--accuracy-model", str(ckpt), "--out", str(out)]
+            "--accuracy-model", str(ckpt), "--ort-profile", "--out", str(out)]
     assert main(argv) == 0
     report = json.loads(out.read_text())
     for r in report["results"]:
@@ -264,12 +266,18 @@ def test_quick_benchmark_measures_runtime_paths_and_their_accuracy(tmp_path, cap
         assert r["variants"]["ort-fp32"]["gflops"] == r["variants"]["ours"]["gflops"]  # same computation
         assert r["checks"]["max_abs_diff_ort-fp32"] < 1e-4
         assert r["checks"]["max_abs_diff_ort-int8"] > 0
+        for name in ("ort-fp32", "ort-int8", "timm-ort"):  # --ort-profile: kernel time per operator type
+            ops = r["variants"][name]["ort_ops"]
+            assert sum(o["share"] for o in ops) == pytest.approx(1.0) and all(o["ms_per_run"] > 0 for o in ops)
+        assert "MultiHeadAttention" in {o["op"] for o in r["variants"]["ort-fp32"]["ort_ops"]}
+        assert "ort_ops" not in r["variants"]["ours"]
     acc = report["accuracy"]["paths"]
     assert set(acc) == {"onnxruntime-fp32/whole", "onnxruntime-int8/whole"}
     assert acc["onnxruntime-fp32/whole"]["mask_agreement"] == pytest.approx(1.0, abs=1e-3)
     assert {"mIoU", "mIoU_reference", "mIoU_drop_points"} <= set(acc["onnxruntime-int8/whole"])
     printed = capsys.readouterr().out
     assert "vs timm" in printed and "accuracy vs fp32 torch" in printed
+    assert "kernel time per operator type" in printed and "ort-int8: " in printed
 
 
 @pytest.mark.slow

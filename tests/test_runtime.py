@@ -326,3 +326,28 @@ def test_shaped_runtime_keeps_few_sessions_and_survives_failed_builds(recwarn):
     assert (1, 13, 8) in rt.failures and (1, 13, 8) not in rt.sessions
     assert rt(torch.empty(1, 3, 13, 8)).item() == 0 and len(recwarn) == 1  # failed once, not rebuilt
     assert rt.prepare((1, 14, 8))(None).item() == 14 and (1, 14, 8) in rt.sessions  # built before any call
+
+
+def test_op_profile_gives_kernel_time_per_operator_type(built, tmp_path, monkeypatch):
+    import tempfile
+
+    from unip_hub.runtime.profile import format_ops, op_profile
+
+    _, _, _, fp32, int8 = built
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the profile's JSON goes here, and must not stay
+    x = torch.randn(1, 3, 64, 80)
+    for rt, quantised_op in ((fp32, None), (int8, "DynamicQuantizeMatMul")):
+        ops = op_profile(rt.info.path, x, runs=2)
+        names = [o.op for o in ops]
+        assert "MultiHeadAttention" in names and "Conv" in names  # the fused attention, the head convs
+        assert quantised_op is None or quantised_op in names
+        assert sum(o.share for o in ops) == pytest.approx(1.0)
+        assert [o.share for o in ops] == sorted((o.share for o in ops), reverse=True)
+        mha = ops[names.index("MultiHeadAttention")]
+        assert mha.nodes == TINY_SEG["depth"] and mha.ms_per_run > 0
+        assert format_ops(ops, top=2).startswith(f"{ops[0].op} ")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError, match="not found"):
+        op_profile(tmp_path / "missing.onnx", x)
+    with pytest.raises(ValueError, match="runs must be"):
+        op_profile(fp32.info.path, x, runs=0)

@@ -37,6 +37,8 @@ class Case:
         variants: Variant name -> callable doing one call; ``ours`` first.
         check: Returns agreement figures of the baselines with ``ours`` (max abs difference, mask agreement...).
         meta: Settings worth recording (sizes, modes, layers).
+        ort_sessions: ONNX Runtime variant name -> (its runtime object, the input its session is called with: the
+            image batch, or one group of slide windows), for ``--ort-profile``.
     """
 
     name: str
@@ -46,6 +48,13 @@ class Case:
     variants: dict[str, Callable[[], Any]]
     check: Callable[[], dict[str, float]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    ort_sessions: dict[str, tuple[Any, torch.Tensor]] = field(default_factory=dict)
+
+
+def _ort_sessions(runtime: dict[str, Any], x: torch.Tensor) -> dict[str, tuple[Any, torch.Tensor]]:
+    """The ONNX Runtime entries of ``runtime`` (they carry ``info.runtime == "onnxruntime"``), each with ``x``."""
+    return {name: (fn, x) for name, fn in runtime.items()
+            if getattr(getattr(fn, "info", None), "runtime", None) == "onnxruntime"}
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,7 @@ def backbone_case(arch: str, size: int, batch: int, settings: Settings, baseline
             runtime["timm-ort"] = timm_ort_fn(TokensOf(timm), x, settings.cache_dir)
     variants = inference_variants(fns, x, settings, runtime)
     return Case(f"backbone/{arch}@{size}", "backbone", batch, _params(model), variants,
-                output_check(variants, masks=False), {"arch": arch, "size": [size, size]})
+                output_check(variants, masks=False), {"arch": arch, "size": [size, size]}, _ort_sessions(runtime, x))
 
 
 # ------------------------------------------------------------------------------------------------------ segmenter
@@ -218,11 +227,12 @@ def segmenter_case(arch: str, mode: str, hw: tuple[int, int], batch: int, settin
             shape = x[:, :, :crop, :crop] if mode == "slide" else x  # the windows' shape, or the image's
             whole["timm-ort"] = timm_ort_fn(timm, shape, settings.cache_dir)
     runtime = {name: _as_mode(fn, seg.num_classes, mode, crop, stride, batch_windows) for name, fn in whole.items()}
+    session_input = x if mode == "whole" else x[:, :, :windows[1], :windows[2]].repeat(group, 1, 1, 1)
     variants = inference_variants(fns, x, settings, runtime)
     meta = {"arch": arch, "mode": mode, "size": list(hw), "crop": crop, "stride": stride,
             "batch_windows": batch_windows if mode == "slide" else None, "num_classes": num_classes}
     return Case(f"segmenter/{arch}/{mode}@{hw[0]}x{hw[1]}", "segmenter", batch, _params(seg), variants,
-                output_check(variants, masks=True), meta)
+                output_check(variants, masks=True), meta, _ort_sessions(whole, session_input))
 
 
 def _as_mode(fn: TensorFn, num_classes: int, mode: str, crop: int, stride: int, batch_windows: int) -> TensorFn:

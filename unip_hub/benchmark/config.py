@@ -51,6 +51,8 @@ class BenchConfig:
         video_size: Its (H, W) (default 512 x 640).
         video_batch: Frames per model call in the video group.
         video_repeats: End-to-end runs of the video group (model-only runs before, between and after them).
+        ort_profile: After each case's timed rounds, profile every ONNX Runtime variant's graph (kernel time per
+            operator type, :mod:`unip_hub.runtime.profile`) on a separate session; needs ``onnxruntime``.
     """
 
     groups: Sequence[str] = DEFAULT_GROUPS
@@ -79,6 +81,7 @@ class BenchConfig:
     video_size: tuple[int, int] = (512, 640)
     video_batch: int = 4
     video_repeats: int = 4
+    ort_profile: bool = False
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first setting that cannot run here."""
@@ -102,6 +105,8 @@ class BenchConfig:
         _choose("runtimes", self.runtimes, RUNTIMES)
         _choose("precisions", self.precisions, PRECISIONS)
         _choose("segmenter modes", self.modes, MODES)
+        if self.ort_profile and "onnxruntime" not in self.runtimes:
+            raise ValueError("--ort-profile profiles the ONNX Runtime variants: pass --runtime onnxruntime too")
         if "onnxruntime" in self.runtimes:
             import importlib.util
 

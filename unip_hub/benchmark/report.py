@@ -38,6 +38,17 @@ def _checks(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _op_lines(report: dict[str, Any]) -> list[str]:
+    from unip_hub.runtime.profile import OpTime, format_ops
+
+    lines = []
+    for r in report["results"]:
+        for name, v in r["variants"].items():
+            if v.get("ort_ops"):
+                lines.append(f"  {r['name']} {name}: " + format_ops([OpTime(**o) for o in v["ort_ops"]]))
+    return ["ONNX Runtime kernel time per operator type (--ort-profile):", *lines] if lines else []
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The report as an aligned text table, the machine line, and the output checks."""
     rows = [list(_COLUMNS), *table_rows(report)]
@@ -50,7 +61,7 @@ def format_table(report: dict[str, Any]) -> str:
     head = (f"{m.get('gpu') or m.get('cpu_model')} | {m['device']} {m['dtype']} | torch {m['torch']} | "
             f"{m['torch_threads']} threads | matmul peak {_fmt(peak, '.1f')} GFLOP/s | load "
             f"{m.get('load_average_start', ['?'])[0]} -> {m.get('load_average_end', ['?'])[0]}")
-    out = [head, *lines, "checks (ours vs baselines):", *_checks(report)]
+    out = [head, *lines, "checks (ours vs baselines):", *_checks(report), *_op_lines(report)]
     if report.get("accuracy"):
         from unip_hub.benchmark.accuracy import format_accuracy
 

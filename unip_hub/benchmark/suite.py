@@ -121,6 +121,19 @@ def _variant_figures(case: Case, name: str, flops: int, timings: Timings, cfg: B
     return figures
 
 
+def _ort_profiles(case: Case, cfg: BenchConfig) -> dict[str, list[dict[str, Any]]]:
+    """Kernel time per operator type of every ONNX Runtime variant's graph, on the input its session gets (a
+    separate profiled session, after the timed rounds)."""
+    from unip_hub.runtime.profile import op_profile
+
+    out = {}
+    for name, (runtime, x) in case.ort_sessions.items():
+        session = runtime.session_for(tuple(x.shape[:1]) + tuple(x.shape[2:])) if hasattr(runtime, "session_for") \
+            else runtime
+        out[name] = [o.as_dict() for o in op_profile(session.info.path, x, runs=1 if cfg.quick else cfg.rounds)]
+    return out
+
+
 def measure_case(case: Case, cfg: BenchConfig, peak: MatmulPeak) -> dict[str, Any]:
     """All figures of one case (see the module docstring)."""
     checks = case.check() if case.check is not None else {}
@@ -134,6 +147,9 @@ def measure_case(case: Case, cfg: BenchConfig, peak: MatmulPeak) -> dict[str, An
             v["ours_speedup"] = timings.ratio(n, "ours")
             if ours_mb and v["peak_memory_mb"]:
                 v["ours_memory_ratio"] = ours_mb / v["peak_memory_mb"]
+    if cfg.ort_profile:
+        for name, ops in _ort_profiles(case, cfg).items():
+            variants[name]["ort_ops"] = ops
     return {"name": case.name, "group": case.group, "batch": case.batch, "params_m": case.params / 1e6,
             "meta": case.meta, "checks": checks, "peak_gflops_per_s": timings.peak_gflops, "variants": variants}
 

@@ -29,8 +29,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
                       or SEGMENTER_SIZES, modes=tuple(args.modes), accuracy_model=args.accuracy_model,
                       accuracy_data=args.accuracy_data, video_arch=args.video_arch,
                       video_frames=args.video_frames, video_size=tuple(args.video_size), video_batch=args.video_batch,
-                      video_repeats=args.video_repeats,
-                      cuda_graphs=args.cuda_graphs)
+                      video_repeats=args.video_repeats, cuda_graphs=args.cuda_graphs, ort_profile=args.ort_profile)
     run_benchmark(cfg, out=args.out, markdown=args.markdown)
     return 0
 
@@ -89,6 +88,8 @@ def _register_benchmark(sub: argparse._SubParsersAction) -> None:
                    help="video group: end-to-end runs, alternating with model-only runs (default 4)")
     add_runtime_arguments(p, several=True)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--ort-profile", action="store_true",
+                   help="with --runtime onnxruntime: kernel time per operator type of every ONNX Runtime graph")
     p.add_argument("--markdown", action="store_true", help="also print the table in Markdown")
     p.add_argument("--out", default="unip-benchmark.json", help="JSON output (default unip-benchmark.json)")
     p.set_defaults(func=_cmd_benchmark)

@@ -11,6 +11,7 @@
 - :mod:`~unip_hub.runtime.calibration`: calibration frames (files or synthetic scenes).
 - :mod:`~unip_hub.runtime.accuracy`: agreement with fp32 torch (logits, masks, mIoU) and the refusal.
 - :mod:`~unip_hub.runtime.cache`: cache folder and keys (sha256 of the weights and of the recipe).
+- :mod:`~unip_hub.runtime.profile`: kernel time per operator type of an ONNX Runtime graph (its own profiler).
 
 Names load their module on first use, so importing the package costs nothing.
 """
@@ -26,6 +27,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "unip_hub.runtime.accuracy": ("AccuracyError", "DEFAULT_MIN_AGREEMENT", "compare_outputs"),
     "unip_hub.runtime.calibration": ("CalibrationSet", "calibration_set", "synthetic_calibration"),
     "unip_hub.runtime.cache": ("weights_sha256",),
+    "unip_hub.runtime.profile": ("OpTime", "format_ops", "op_profile"),
 }
 
 __all__ = sorted(name for names in _EXPORTS.values() for name in names)
