@@ -89,6 +89,24 @@ def test_time_interleaved_rotates_the_order_and_measures_the_peak():
     assert t.ratio("a", "a") == 1.0
 
 
+def test_time_interleaved_settles_before_every_timed_call(monkeypatch):
+    import time
+
+    events = []
+    monkeypatch.setattr(time, "sleep", lambda s: events.append(("sleep", s)))
+    variants = {name: (lambda name=name: events.append(name)) for name in ("a", "b")}
+
+    class FakePeak:
+        def measure(self):
+            events.append("peak")
+            return 1.0
+
+    time_interleaved(variants, rounds=1, warmup=1, peak=FakePeak(), settle=0.03)
+    # warm-up calls run back to back; each timed call and the round's peak wait first (a thread pool left spinning
+    # by the call before, ONNX Runtime's after a run, would otherwise slow whichever variant comes next)
+    assert events == ["a", "b", ("sleep", 0.03), "peak", ("sleep", 0.03), "a", ("sleep", 0.03), "b"]
+
+
 def test_timm_baseline_has_our_weights(baselines):
     model = build_vit("unip_vit_tiny", img_size=64, init_values=0.5, **TINY).eval()
     ref = baselines.timm_vit(model)

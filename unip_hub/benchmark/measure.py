@@ -135,6 +135,7 @@ def time_interleaved(
     rounds: int = 5,
     warmup: int = 1,
     peak: MatmulPeak | None = None,
+    settle: float = 0.0,
 ) -> Timings:
     """Times every variant once per round, interleaved in a rotating order, after ``warmup`` untimed rounds.
 
@@ -144,6 +145,10 @@ def time_interleaved(
         rounds: Timed rounds (the median is reported).
         warmup: Untimed rounds first (lazy initialisation, allocator warm-up, compilation).
         peak: If given, the matmul peak is measured at the start of every timed round.
+        settle: Seconds to wait before each timed call and each peak measurement, so that the thread pool of the
+            call before is idle: ONNX Runtime's workers spin for 5-20 ms after a run, and a torch call started in
+            that time ran 11 % slower here (284 vs 256 ms, ViT-S 224 batch 8), which the rotating order then
+            charged to whichever variant follows an ONNX Runtime one.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -154,9 +159,11 @@ def time_interleaved(
             variants[n]()
     for r in range(rounds):
         if peak is not None:
+            time.sleep(settle)
             out.peak_gflops.append(peak.measure())
         for n in names[r % len(names):] + names[: r % len(names)]:
             synchronize(device)
+            time.sleep(settle)
             t0 = time.perf_counter()
             variants[n]()
             synchronize(device)

@@ -29,6 +29,9 @@ from unip_hub.utils.atomic import write_text_atomic
 
 __all__ = ["ARCHS", "GROUPS", "BenchConfig", "build_cases", "load_baselines", "measure_case", "run_benchmark"]
 
+# pause before each timed call of a case with ONNX Runtime variants (on the CPU): its workers spin after a run
+ORT_SETTLE_S = 0.03
+
 # tiny stand-ins for --quick (seconds on a laptop): same code paths, toy widths
 _TINY = {"embed_dim": 64, "depth": 2, "num_heads": 2}
 _TINY_TEACHER = {"embed_dim": 64, "depth": 3, "num_heads": 4}
@@ -138,8 +141,9 @@ def measure_case(case: Case, cfg: BenchConfig, peak: MatmulPeak) -> dict[str, An
     """All figures of one case (see the module docstring)."""
     checks = case.check() if case.check is not None else {}
     flops = _flops(case)
+    settle = ORT_SETTLE_S if case.ort_sessions and torch.device(cfg.device).type == "cpu" else 0.0
     timings = time_interleaved(case.variants, cfg.device, rounds=1 if cfg.quick else cfg.rounds,
-                               warmup=0 if cfg.quick else cfg.warmup, peak=peak)
+                               warmup=0 if cfg.quick else cfg.warmup, peak=peak, settle=settle)
     variants = {n: _variant_figures(case, n, flops[n], timings, cfg) for n in case.variants}
     ours_mb = variants["ours"]["peak_memory_mb"]
     for n, v in variants.items():
