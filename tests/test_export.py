@@ -123,6 +123,33 @@ def test_exportable_adaptive_pool_equals_torch(size):
                                    atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("n_in", [1, 2, 4, 14, 32])
+def test_bicubic_matrices_equal_torch_bicubic(n_in):
+    from unip_hub.layers.pos_embed import bicubic_matrix
+
+    x = torch.randn(1, 5, n_in, n_in + 3)
+    for n_out in (1, 3, n_in, 2 * n_in + 1, 32, 40):  # down, identity, up; odd ratios
+        for w_out in (n_in + 3, 7, 40):
+            rows, cols = bicubic_matrix(n_out, n_in, x), bicubic_matrix(w_out, n_in + 3, x)
+            ref = torch.nn.functional.interpolate(x, size=(n_out, w_out), mode="bicubic", align_corners=False)
+            torch.testing.assert_close(rows @ x @ cols.T, ref, atol=1e-5, rtol=1e-5)  # float rounding
+
+
+def test_onnx_position_resize_is_matrices_not_a_cubic_resize(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    model = _vit()
+    path = tmp_path / "vit.onnx"
+    export_model(model, path, "onnx", size=(64, 64))  # verified against eager at three sizes (1e-4)
+    modes = [a.s for n in onnx.load(str(path)).graph.node if n.op_type == "Resize" for a in n.attribute
+             if a.name == "mode"]
+    assert b"cubic" not in modes  # ONNX Runtime's cubic Resize took 25-110 ms per call on a 384-channel table
+    x = torch.randn(1, 3, 160, 96)  # a 10 x 6 grid from the stored 4 x 4
+    with torch.no_grad():
+        np.testing.assert_allclose(_run("onnx", path, x), model.forward_features(x).numpy(), atol=1e-4, rtol=0)
+
+
 @pytest.mark.slow
 def test_cli_exports_a_saved_folder_and_a_segmenter_checkpoint(tmp_path, capsys):
     from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint

@@ -28,6 +28,7 @@ from torch import nn
 
 from unip_hub.constants import PATCH_SIZE
 from unip_hub.export.modules import wrap_for_export
+from unip_hub.layers.pos_embed import resample_with_matrices
 from unip_hub.utils.atomic import atomic_path
 
 FORMATS = ("onnx", "torchscript", "export")
@@ -88,8 +89,9 @@ def _write(module: nn.Module, x: torch.Tensor, fmt: str, kind: str, tmp: Path, o
     else:
         kwargs = {} if opset is None else {"opset_version": opset}
         shapes = _dynamic_shapes(kind, PATCH_SIZE) if dynamic else None  # static: ORT folds the shape chains
-        program = torch.onnx.export(module, (x,), dynamo=True, dynamic_shapes=shapes,
-                                    input_names=["images"], output_names=["output"], verbose=False, **kwargs)
+        with resample_with_matrices():  # ONNX Runtime's cubic Resize is slow: the position resize as matmuls
+            program = torch.onnx.export(module, (x,), dynamo=True, dynamic_shapes=shapes,
+                                        input_names=["images"], output_names=["output"], verbose=False, **kwargs)
         program.save(str(tmp))
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed
@@ -29,12 +33,64 @@ def sincos_pos_embed_2d(embed_dim: int, grid: tuple[int, int], cls_token: bool =
     return table.float()[None]
 
 
+# inside resample_with_matrices(): captured resizes are two matrix products instead of a bicubic interpolate
+_MATRICES: ContextVar[bool] = ContextVar("unip_resample_with_matrices", default=False)
+_CUBIC_A = -0.75  # PyTorch's (and OpenCV's) bicubic coefficient
+
+
+@contextmanager
+def resample_with_matrices() -> Iterator[None]:
+    """Within it, a captured (exported) position-table resize is written as ``rows @ table @ cols^T`` with the
+    bicubic interpolation matrices of :func:`bicubic_matrix`, built from the grid sizes in the graph.
+
+    The ONNX export uses it: ONNX Runtime's cubic ``Resize`` kernel took 25-110 ms per call for a 384-channel
+    table (14x14 -> 32x32, 32x32 -> 32x40), every call of a dynamic-shape graph; two small matmuls take well
+    under 1 ms. Same values as ``F.interpolate(..., mode="bicubic", align_corners=False)`` up to float rounding.
+    """
+    token = _MATRICES.set(True)
+    try:
+        yield
+    finally:
+        _MATRICES.reset(token)
+
+
+def _cubic(x: torch.Tensor, far: bool) -> torch.Tensor:
+    # Keys' cubic convolution kernel with a = -0.75: |x| <= 1 (near) and 1 < |x| < 2 (far)
+    a = _CUBIC_A
+    return (((a * x - 5 * a) * x + 8 * a) * x - 4 * a) if far else (((a + 2) * x - (a + 3)) * x * x + 1)
+
+
+def bicubic_matrix(n_out: int, n_in: int, like: torch.Tensor) -> torch.Tensor:
+    """(n_out, n_in) matrix ``M`` with ``M @ v`` = bicubic resampling of ``v`` along its first axis, as PyTorch's
+    ``upsample_bicubic2d`` does it (align_corners=False, no antialiasing, taps clamped at the borders).
+
+    Output ``o`` reads ``src = (o + 0.5) * n_in / n_out - 0.5``: the four inputs ``floor(src) - 1 .. + 2`` (clamped
+    to ``[0, n_in - 1]``) with the cubic weights of ``t = src - floor(src)``. Sizes may be symbolic (exports).
+    """
+    o = torch.arange(n_out, device=like.device, dtype=like.dtype)
+    src = (o + 0.5) * (n_in / n_out) - 0.5  # (n_out,)
+    first = torch.floor(src)
+    t = src - first
+    weights = (_cubic(t + 1, True), _cubic(t, False), _cubic(1 - t, False), _cubic(2 - t, True))
+    j = torch.arange(n_in, device=like.device)
+    first = first.to(torch.int64)
+    out = like.new_zeros(n_out, n_in)
+    for k, w in enumerate(weights):  # clamped taps add onto the border rows, as the kernel's bounded reads do
+        tap = (first + (k - 1)).clamp(0, n_in - 1)
+        out = out + w[:, None] * (tap[:, None] == j[None]).to(like.dtype)
+    return out
+
+
 def _resample(pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int], num_prefix_tokens: int
               ) -> torch.Tensor:
     """Graph-friendly bicubic resampling (the same operations as timm's ``resample_abs_pos_embed``)."""
     prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
     grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)  # (1, N, C) -> (1, C, gh, gw)
-    grid = F.interpolate(grid, size=[new_grid[0], new_grid[1]], mode="bicubic", align_corners=False)
+    if _MATRICES.get():  # (H, gh) @ (1, C, gh, gw) @ (gw, W)
+        grid = bicubic_matrix(new_grid[0], old_grid[0], grid) @ grid @ bicubic_matrix(new_grid[1], old_grid[1],
+                                                                                      grid).transpose(0, 1)
+    else:
+        grid = F.interpolate(grid, size=[new_grid[0], new_grid[1]], mode="bicubic", align_corners=False)
     return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)  # (1, C, H, W) -> (1, prefix + H*W, C)
 
 

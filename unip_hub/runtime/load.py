@@ -25,7 +25,8 @@ from unip_hub.runtime.calibration import CalibrationSet, calibration_set
 from unip_hub.runtime.sessions import OrtRuntime, RuntimeInfo, TorchRuntime
 from unip_hub.runtime.shaped import Shape, ShapedRuntime
 
-RECIPE_VERSION = 3  # bump when the build recipe changes (3: attention fused): graphs of older recipes are rebuilt
+# bump when the build recipe changes (3: attention fused; 4: the position resize as matmuls): older graphs are rebuilt
+RECIPE_VERSION = 4
 __all__ = ["PRECISIONS", "RUNTIMES", "Runtime", "check_choice", "load_runtime", "torch_runtime"]
 
 _ALLOWED = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8")}
