@@ -86,12 +86,19 @@ def _resample(pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tupl
     """Graph-friendly bicubic resampling (the same operations as timm's ``resample_abs_pos_embed``)."""
     prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
     grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)  # (1, N, C) -> (1, C, gh, gw)
-    if _MATRICES.get():  # (H, gh) @ (1, C, gh, gw) @ (gw, W)
-        grid = bicubic_matrix(new_grid[0], old_grid[0], grid) @ grid @ bicubic_matrix(new_grid[1], old_grid[1],
-                                                                                      grid).transpose(0, 1)
-    else:
-        grid = F.interpolate(grid, size=[new_grid[0], new_grid[1]], mode="bicubic", align_corners=False)
+    grid = F.interpolate(grid, size=[new_grid[0], new_grid[1]], mode="bicubic", align_corners=False)
     return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)  # (1, C, H, W) -> (1, prefix + H*W, C)
+
+
+def _resample_with_matrices(pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int],
+                            num_prefix_tokens: int) -> torch.Tensor:
+    """:func:`_resample` as ``rows @ table @ cols^T`` (:func:`bicubic_matrix`), for ONNX exports."""
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)  # (1, N, C) -> (1, C, gh, gw)
+    rows = bicubic_matrix(new_grid[0], old_grid[0], grid)  # (H, gh)
+    cols = bicubic_matrix(new_grid[1], old_grid[1], grid)  # (W, gw)
+    grid = rows @ grid @ cols.transpose(0, 1)  # (1, C, H, W)
+    return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)
 
 
 def _is_fx_proxy(pos_embed: torch.Tensor, new_grid: tuple[int, int]) -> bool:
@@ -119,7 +126,8 @@ def resize_pos_embed(
 def _resize_eager(pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int],
                   num_prefix_tokens: int) -> torch.Tensor:
     if torch.jit.is_tracing() or torch.compiler.is_exporting() or _is_fx_proxy(pos_embed, new_grid):
-        return _resample(pos_embed, new_grid, old_grid, num_prefix_tokens)
+        resample = _resample_with_matrices if _MATRICES.get() else _resample
+        return resample(pos_embed, new_grid, old_grid, num_prefix_tokens)
     if tuple(new_grid) == tuple(old_grid):
         return pos_embed
     return resample_abs_pos_embed(
