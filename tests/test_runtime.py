@@ -88,6 +88,17 @@ def test_int8_keeps_first_and_last_conv_float_and_records_accuracy(built):
     kept = meta["int8"]["float_convs"]
     float_convs = {n.name for n in graph.node if n.op_type == "Conv"}
     assert len(kept) == 2 and set(kept) <= float_convs, "patch embedding and the logits conv stay float"
+    assert meta["int8"]["unshared_inputs"] > 0  # the top-down sums and the stride-16 map also feed float ops
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()  # what ONNX Runtime runs: every other conv fused into QLinearConv, none left float
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(int8.info.path.with_name("optimised.onnx"))
+    ort.InferenceSession(str(int8.info.path), so, providers=["CPUExecutionProvider"])
+    optimised = onnx.load(so.optimized_model_filepath).graph.node
+    int8.info.path.with_name("optimised.onnx").unlink()
+    assert sum(n.op_type == "Conv" for n in optimised) == 2
+    assert sum(n.op_type == "QLinearConv" for n in optimised) == len(float_convs) - 2  # the QDQ graph's other convs
     acc = int8.info.accuracy
     assert acc == meta["accuracy"] and acc["frames"] == len(calib.frames)
     assert 0.0 <= acc["mask_agreement"] <= 1.0 and acc["max_abs_diff"] > 0

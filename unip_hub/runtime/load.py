@@ -25,8 +25,9 @@ from unip_hub.runtime.calibration import CalibrationSet, calibration_set
 from unip_hub.runtime.sessions import OrtRuntime, RuntimeInfo, TorchRuntime
 from unip_hub.runtime.shaped import Shape, ShapedRuntime
 
-# bump when the build recipe changes (3: attention fused; 4: the position resize as matmuls): older graphs are rebuilt
-RECIPE_VERSION = 4
+# bump when the build recipe changes (3: attention fused; 4: the position resize as matmuls; 5: every head conv
+# int8 in ONNX Runtime): older graphs are rebuilt
+RECIPE_VERSION = 5
 __all__ = ["PRECISIONS", "RUNTIMES", "Runtime", "check_choice", "load_runtime", "torch_runtime"]
 
 _ALLOWED = {"torch": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8")}
