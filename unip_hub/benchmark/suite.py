@@ -131,8 +131,7 @@ def _ort_profiles(case: Case, cfg: BenchConfig) -> dict[str, list[dict[str, Any]
 
     out = {}
     for name, (runtime, x) in case.ort_sessions.items():
-        session = runtime.session_for(tuple(x.shape[:1]) + tuple(x.shape[2:])) if hasattr(runtime, "session_for") \
-            else runtime
+        session = runtime.session_for((x.shape[0], x.shape[2], x.shape[3]))  # OrtRuntime or ShapedRuntime
         out[name] = [o.as_dict() for o in op_profile(session.info.path, x, runs=1 if cfg.quick else cfg.rounds)]
     return out
 

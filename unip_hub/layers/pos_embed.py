@@ -81,24 +81,33 @@ def bicubic_matrix(n_out: int, n_in: int, like: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _split_grid(pos_embed: torch.Tensor, old_grid: tuple[int, int], num_prefix_tokens: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, prefix + gh*gw, C) -> (prefix tokens (1, prefix, C), grid (1, C, gh, gw))."""
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    return prefix, grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)
+
+
+def _join_grid(prefix: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """(1, prefix, C), (1, C, H, W) -> (1, prefix + H*W, C)."""
+    return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)
+
+
 def _resample(pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int], num_prefix_tokens: int
               ) -> torch.Tensor:
     """Graph-friendly bicubic resampling (the same operations as timm's ``resample_abs_pos_embed``)."""
-    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)  # (1, N, C) -> (1, C, gh, gw)
+    prefix, grid = _split_grid(pos_embed, old_grid, num_prefix_tokens)
     grid = F.interpolate(grid, size=[new_grid[0], new_grid[1]], mode="bicubic", align_corners=False)
-    return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)  # (1, C, H, W) -> (1, prefix + H*W, C)
+    return _join_grid(prefix, grid)
 
 
 def _resample_with_matrices(pos_embed: torch.Tensor, new_grid: tuple[int, int], old_grid: tuple[int, int],
                             num_prefix_tokens: int) -> torch.Tensor:
-    """:func:`_resample` as ``rows @ table @ cols^T`` (:func:`bicubic_matrix`), for ONNX exports."""
-    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)  # (1, N, C) -> (1, C, gh, gw)
+    """:func:`_resample` as ``rows @ grid @ cols^T`` (:func:`bicubic_matrix`), for ONNX exports."""
+    prefix, grid = _split_grid(pos_embed, old_grid, num_prefix_tokens)  # grid: (1, C, gh, gw)
     rows = bicubic_matrix(new_grid[0], old_grid[0], grid)  # (H, gh)
     cols = bicubic_matrix(new_grid[1], old_grid[1], grid)  # (W, gw)
-    grid = rows @ grid @ cols.transpose(0, 1)  # (1, C, H, W)
-    return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)
+    return _join_grid(prefix, rows @ grid @ cols.transpose(0, 1))  # grid (1, C, H, W)
 
 
 def _is_fx_proxy(pos_embed: torch.Tensor, new_grid: tuple[int, int]) -> bool:

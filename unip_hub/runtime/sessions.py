@@ -89,6 +89,10 @@ class OrtRuntime:
         self.info = info
         self.device = torch.device("cpu")
 
+    def session_for(self, shape: tuple[int, int, int]) -> OrtRuntime:
+        """The session an input of ``shape`` (batch, H, W) runs on: this one (as :class:`ShapedRuntime` has it)."""
+        return self
+
     def run(self, x: np.ndarray) -> np.ndarray:
         """float32 (B, C_in, H, W) array -> output array."""
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
