@@ -16,6 +16,7 @@ from unip_hub.checkpoints import read_checkpoint
 from unip_hub.cli import main
 from unip_hub.data.presets import DATASETS, PRESETS
 from unip_hub.data.radiometric import read_radiometric
+from unip_hub.data.readers import read_thermal
 from unip_hub.data.scaling import InputScaling
 from unip_hub.data.synthetic import SyntheticThermalDataset
 from unip_hub.data.transforms import normalize
@@ -79,12 +80,14 @@ def test_datasets_are_read_with_the_input_scaling(tmp_path):
     cfg = FinetuneConfig(dataset="folder", data_root=str(root), input_scaling=str(window))
     test = build_dataset(cfg.resolved(), "test")
     default = build_dataset(replace(cfg, input_scaling="percentile 0.5/99.5").resolved(), "test")
-    assert test.input_scaling == window and default.input_scaling is None  # default: read_thermal, as before
+    assert test.input_scaling == window and default.input_scaling == InputScaling()  # one reading for every spec
     for i, (image_path, _) in enumerate(test.samples):
         gray = window.to_gray(read_radiometric(image_path))
         assert gray.dtype == np.uint8 and gray.min() == 0 and gray.max() == 255  # 10..61 degC clipped to 20..40
         torch.testing.assert_close(test[i][0], normalize(gray), rtol=0, atol=0)
         assert not torch.equal(test[i][0], default[i][0])  # percentile bounds give other gray levels
+        # the default spec through the radiometric reader is read_thermal's gray, bit for bit (research parity)
+        torch.testing.assert_close(default[i][0], normalize(read_thermal(image_path)), rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------------------------------------ learning

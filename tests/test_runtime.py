@@ -215,7 +215,7 @@ def test_file_calibration_reads_frames_as_the_segmenter_does(tmp_path):
     counts = (np.linspace(15, 45, 48 * 64).reshape(48, 64) + 273.15) * 100  # 15..45 degC as 0.01 K counts
     Image.fromarray(np.round(counts).astype(np.uint16)).save(tmp_path / "frame.png")
     (frame,) = file_calibration(seg, tmp_path).frames
-    expected = Predictor(seg).prepare(tmp_path / "frame.png")
+    expected = Predictor(seg).set_image(tmp_path / "frame.png").tensor
     torch.testing.assert_close(frame, expected.cpu(), rtol=0, atol=0)
     seg.input_scaling = None  # the default: the percentile stretch of the counts gives other frames
     assert not torch.equal(file_calibration(seg, tmp_path).frames[0], frame)

@@ -169,7 +169,13 @@ def test_segmenter_takes_tensors_and_names_the_predictor_for_anything_else(tmp_p
     options = InferenceOptions(mode="slide", crop_size=32, stride=21, batch_windows=2)
     torch.testing.assert_close(predict(seg, gray, mode="slide", crop_size=32, stride=21), expect)
     torch.testing.assert_close(predictor.predict(gray, options), expect)
-    assert predictor.predict(x.expand(2, 3, -1, -1)).shape == (2, 40, 56)
+    # the prepared door takes the normalised batch; the raw door never guesses that a float tensor is normalised
+    assert predictor.predict_torch(x.expand(2, 3, -1, -1)).shape == (2, 40, 56)
+    torch.testing.assert_close(predictor.predict_torch(predictor.set_image(gray).tensor, options)[0], expect)
+    with pytest.raises(TypeError, match="predict_torch"):
+        predictor.predict(x.expand(2, 3, -1, -1))
+    with pytest.raises(TypeError, match="predict / predict_logits"):
+        predictor.predict_torch(gray)
     calls = []
     predictor.forward = lambda t: calls.append(t.shape) or seg(t)  # the one model call a runtime replaces
     predictor.predict(gray, options)

@@ -129,3 +129,37 @@ def test_convert_fine_tuned_segmenter_backbone(tmp_path):
     for key, value in seg.backbone.state_dict().items():
         if key in theirs:
             assert torch.equal(value, theirs[key]), key
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_checkpoint_is_read_once_by_load_info_and_create(tmp_path, suffix, monkeypatch, capsys):
+    import unip_hub.checkpoints.segmenter as segmenter_module
+    from unip_hub.checkpoints.segmenter import SegmenterCheckpoint
+    from unip_hub.cli import main
+
+    seg = tiny_segmenter(seed=5, class_names=CLASSES, palette=PALETTE)
+    seg.input_scaling = "window 20..60 degC"
+    path = save_segmenter_checkpoint(seg, tmp_path / f"best{suffix}")
+    reads = []
+    real = segmenter_module.read_checkpoint
+    monkeypatch.setattr(segmenter_module, "read_checkpoint", lambda p, *a, **k: reads.append(p) or real(p, *a, **k))
+    loaded = load_segmenter(path)
+    assert len(reads) == 1 and loaded.input_scaling == "window 20..60 degC"
+    ckpt = SegmenterCheckpoint.read(path)
+    assert len(reads) == 2 and ckpt.found["num_classes"] == NUM_CLASSES and ckpt.layout == "unip"
+    again = load_segmenter(ckpt)  # an already-read file: no further read
+    built = create_segmenter("unip_vit_tiny", num_classes=NUM_CLASSES, checkpoint=ckpt, **TINY)
+    assert len(reads) == 2
+    x = torch.randn(1, 3, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), loaded(x))
+        torch.testing.assert_close(built(x), loaded(x))
+    import unip_hub.hub.convert as convert_module
+
+    info_reads = []
+    real_info = convert_module.read_checkpoint
+    monkeypatch.setattr(convert_module, "read_checkpoint",
+                        lambda p, *a, **k: info_reads.append(p) or real_info(p, *a, **k))
+    assert main(["info", str(path)]) == 0
+    assert "window 20..60 degC" in capsys.readouterr().out
+    assert len(info_reads) == 1 and len(reads) == 2  # unip info: one read, shared with the segmenter reading

@@ -34,6 +34,9 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".
 INPUT_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".npy")
 """Every single-frame input :func:`unip_hub.data.read_thermal` accepts: images and ``.npy`` arrays."""
 
+OUTPUT_KINDS: tuple[str, ...] = ("masks", "color", "overlay")
+"""Per-image pictures of ``unip segment``: class indices, the palette rendering, the overlay on the input."""
+
 INPUT_SCALING = f"percentile {LOW_PERCENTILE:g}/{HIGH_PERCENTILE:g}"
 """The default input-scaling spec (:class:`unip_hub.data.scaling.InputScaling`), stored in segmenter checkpoints."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,26 +71,53 @@ def _normalise_meta(meta: Any) -> dict[str, Any]:
     return out
 
 
-def read_segmenter_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
-    """Reads a segmenter checkpoint (ours or mmseg's) safely.
+@dataclass(frozen=True)
+class SegmenterCheckpoint:
+    """A segmenter checkpoint read once: what ``unip info``, :func:`unip_hub.load_segmenter` and
+    ``create_segmenter(checkpoint=...)`` all take, so the file is opened and its settings inferred a single time.
 
-    Returns:
-        (state dict in :class:`~unip_hub.models.segmenter.Segmenter` names, meta dict, layout ``"mmseg"`` /
-        ``"unip"``).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: unreadable, unsafe, or not a segmenter checkpoint.
+    Attributes:
+        path: The file or folder read.
+        state_dict: Weights in :class:`~unip_hub.models.segmenter.Segmenter` names.
+        meta: The file's meta (ours: arch, num_classes, head, neck, input_scaling, ...; mmseg: class names).
+        layout: ``"mmseg"`` or ``"unip"``.
+        found: What the weights themselves say (:func:`infer_segmenter_config`).
     """
-    path = Path(path)
-    obj = read_checkpoint(path)
-    sd = _find_state_dict(obj)
-    raw_meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else None
-    if path.is_dir() or path.suffix == ".safetensors":
-        raw_meta = _safetensors_meta(path)
-    layout = "mmseg" if any(k.startswith("backbone.fpn") or k.endswith(".gamma_1") for k in sd) else "unip"
-    converted = convert_mmseg_segmenter({"state_dict": sd})  # no-op on our names, mmseg -> ours otherwise
-    return converted, _normalise_meta(raw_meta), layout
+
+    path: str
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    meta: dict[str, Any]
+    layout: str
+    found: dict[str, Any]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike | SegmenterCheckpoint, obj: Mapping[str, Any] | None = None
+             ) -> SegmenterCheckpoint:
+        """Reads ``path`` safely (or takes ``obj``, what :func:`read_checkpoint` already returned for it); a
+        :class:`SegmenterCheckpoint` is returned as it is.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            CheckpointError: unreadable, unsafe, or not a segmenter checkpoint.
+        """
+        if isinstance(path, SegmenterCheckpoint):
+            return path
+        path = Path(path)
+        obj = read_checkpoint(path) if obj is None else obj
+        sd = _find_state_dict(obj)
+        raw_meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else None
+        if path.is_dir() or path.suffix == ".safetensors":
+            raw_meta = _safetensors_meta(path)  # the header's metadata (weights already in obj)
+        layout = "mmseg" if any(k.startswith("backbone.fpn") or k.endswith(".gamma_1") for k in sd) else "unip"
+        converted = convert_mmseg_segmenter({"state_dict": sd})  # no-op on our names, mmseg -> ours otherwise
+        return cls(str(path), converted, _normalise_meta(raw_meta), layout, infer_segmenter_config(converted))
+
+
+def read_segmenter_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
+    """Reads a segmenter checkpoint (ours or mmseg's) safely: ``(state dict, meta, layout)`` of
+    :meth:`SegmenterCheckpoint.read`."""
+    ckpt = SegmenterCheckpoint.read(path)
+    return ckpt.state_dict, ckpt.meta, ckpt.layout
 
 
 def infer_segmenter_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:

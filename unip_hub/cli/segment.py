@@ -8,9 +8,8 @@ import json
 import sys
 
 from unip_hub.cli.common import add_counts_argument, add_runtime_arguments, runtime_options
+from unip_hub.constants import OUTPUT_KINDS as KINDS
 from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
-
-KINDS = ("masks", "color", "overlay")
 
 
 def _settings(args: argparse.Namespace) -> tuple:

@@ -59,10 +59,10 @@ def describe_checkpoint(src: str | os.PathLike) -> dict[str, Any]:
     info = {"file": str(src), **spec, "arch": arch_from_shape(spec["embed_dim"], spec["depth"]),
             "distillation": record.to_dict() if record else None}
     if any(str(k).removeprefix("module.").startswith("decode_head.") for k in _state_keys(obj)):
-        from unip_hub.checkpoints.segmenter import read_segmenter_checkpoint
+        from unip_hub.checkpoints.segmenter import SegmenterCheckpoint
         from unip_hub.constants import INPUT_SCALING
 
-        meta = read_segmenter_checkpoint(src)[1]  # a segmenter: how its inputs are scaled (older files: default)
+        meta = SegmenterCheckpoint.read(src, obj).meta  # a segmenter (the file read once): its input scaling
         info["input_scaling"] = meta.get("input_scaling") or INPUT_SCALING
         info["counts_to_celsius"] = meta.get("counts_to_celsius")  # GAIN, OFFSET of 16-bit counts, or None
     return info

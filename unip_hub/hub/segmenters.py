@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 
 from unip_hub.checkpoints import CheckpointError, checkpoint_filter_fn, load_state_dict_strict
-from unip_hub.checkpoints.segmenter import infer_segmenter_config, read_segmenter_checkpoint
+from unip_hub.checkpoints.segmenter import SegmenterCheckpoint
 from unip_hub.constants import SLIDE_CROP
 from unip_hub.heads import FCNHead, LinearHead, UPerHead
 from unip_hub.hub.backbones import WeightsArg, create_backbone
@@ -84,11 +84,10 @@ def _load_segmenter_state(seg: Segmenter, sd: Mapping, source: str, keep_aux: bo
     load_state_dict_strict(seg, sd, source=source, allow_missing=_ALLOW_MISSING)
 
 
-def _checkpoint_settings(checkpoint: str | os.PathLike, num_classes: int, head: str, neck: str
+def _checkpoint_settings(ckpt: SegmenterCheckpoint, num_classes: int, head: str, neck: str
                          ) -> tuple[dict, dict[str, Any], dict[str, Any]]:
-    """Reads a segmenter checkpoint and checks it against the requested build; returns (state dict, meta, found)."""
-    sd, meta, _ = read_segmenter_checkpoint(checkpoint)
-    found = infer_segmenter_config(sd)
+    """Checks a read segmenter checkpoint against the requested build; returns (state dict, meta, found)."""
+    sd, meta, found, checkpoint = ckpt.state_dict, ckpt.meta, ckpt.found, ckpt.path
     if found.get("num_classes") not in (None, num_classes):
         raise CheckpointError(f"{checkpoint} was trained for {found['num_classes']} classes "
                               f"(decode_head.conv_seg), not num_classes={num_classes}")
@@ -117,7 +116,7 @@ def create_segmenter(
     head: str = "upernet",
     neck: str = "last",
     weights: WeightsArg = None,
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | SegmenterCheckpoint | None = None,
     img_size: int = FINETUNE_IMG_SIZE,
     aux: bool | None = None,
     drop_path_rate: float = FINETUNE_DROP_PATH,
@@ -141,7 +140,8 @@ def create_segmenter(
         neck: ``"last"`` (LL-FPN on the last block) or ``"multi"`` (blocks [3, 5, 7, 11]); UPerNet only.
         weights: Backbone weights (registry tag, :class:`Weights`, path); their 14x14 position embedding is
             resized to the ``img_size`` grid and the layer-scale gammas start at ``init_values``.
-        checkpoint: A segmenter checkpoint, ours or mmseg's (research code), loaded strictly; excludes ``weights``.
+        checkpoint: A segmenter checkpoint, ours or mmseg's (research code), loaded strictly; excludes ``weights``
+            (a path, or a :class:`~unip_hub.checkpoints.segmenter.SegmenterCheckpoint` already read).
         img_size: Crop size the trainable position embedding is stored at (512 -> 32x32).
         aux: Build the FCN auxiliary head; ``None`` = yes, or as in ``checkpoint`` (``False`` drops the file's).
         drop_path_rate: Stochastic depth of the backbone.
@@ -164,6 +164,7 @@ def create_segmenter(
                          "not both")
     sd, meta, found = None, {}, {}
     if checkpoint is not None:
+        checkpoint = SegmenterCheckpoint.read(checkpoint)
         sd, meta, found = _checkpoint_settings(checkpoint, num_classes, head, neck)
     aux = bool(found.get("aux", True) if aux is None else aux) and head != "linear"
     layers = meta.get("layers") if layers is None else layers
@@ -173,7 +174,7 @@ def create_segmenter(
     seg = _assemble(backbone, num_classes=num_classes, head=head, neck=neck, aux=aux, layers=layers,
                     class_names=class_names, palette=palette)
     if sd is not None:
-        _load_segmenter_state(seg, sd, source=str(checkpoint), keep_aux=aux)
+        _load_segmenter_state(seg, sd, source=checkpoint.path, keep_aux=aux)
     if meta.get("input_scaling"):  # how its inputs were scaled in training (older files: the default)
         seg.input_scaling = str(meta["input_scaling"])
     if meta.get("counts_to_celsius"):  # the counts calibration it was trained with, beside the scaling
@@ -208,7 +209,7 @@ def _load_kwargs(checkpoint: str | os.PathLike, meta: Mapping[str, Any], found: 
 
 
 def load_segmenter(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | SegmenterCheckpoint,
     *,
     arch: str | None = None,
     num_classes: int | None = None,
@@ -224,14 +225,14 @@ def load_segmenter(
     ``neck="multi"`` is passed. Like ``from_pretrained``, the model is returned in eval mode; call ``.train()``
     to fine-tune it further.
     """
-    sd, meta, _ = read_segmenter_checkpoint(checkpoint)
-    found = infer_segmenter_config(sd)
+    checkpoint = SegmenterCheckpoint.read(checkpoint)  # read once; create_segmenter takes the result
+    meta, found = checkpoint.meta, checkpoint.found
     arch = arch or meta.get("arch") or arch_from_shape(found.get("embed_dim"))
     num_classes = num_classes or meta.get("num_classes") or found.get("num_classes")
     if arch is None or num_classes is None:
-        raise ValueError(f"cannot tell the architecture/number of classes of {checkpoint}; pass arch= and "
+        raise ValueError(f"cannot tell the architecture/number of classes of {checkpoint.path}; pass arch= and "
                          "num_classes= (CLI: --arch, --num-classes)")
-    kwargs = _load_kwargs(checkpoint, meta, found, arch, kwargs)
+    kwargs = _load_kwargs(checkpoint.path, meta, found, arch, kwargs)
     return create_segmenter(arch, num_classes=int(num_classes), head=head or meta.get("head") or found["head"],
                             neck=neck or meta.get("neck") or "last", checkpoint=checkpoint, **kwargs)
 

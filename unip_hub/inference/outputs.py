@@ -12,39 +12,20 @@ cannot be read (or segmented) leaves no file at all: its record carries the one-
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unip_hub.constants import INPUT_EXTENSIONS
+from unip_hub.constants import OUTPUT_KINDS as KINDS
+from unip_hub.engine.outputs import Plan, list_inputs, run_files, write_all_or_none
 from unip_hub.inference.images import index_image, write_png_atomic
 from unip_hub.inference.render import colorize, overlay, palette_array
-from unip_hub.utils.files import list_files
 
-KINDS = ("masks", "color", "overlay")
-
-
-def list_inputs(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
-    """Image files under ``paths`` (files, or folders searched recursively) and their unique output names."""
-    found: list[tuple[Path, Path]] = []  # (file, path relative to what the user named)
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += [(f, f.relative_to(p)) for f in list_files(p, INPUT_EXTENSIONS)]
-        elif p.is_file():
-            found.append((p, Path(p.name)))
-        else:
-            raise FileNotFoundError(f"input {p} does not exist")
-    if not found:
-        raise ValueError(f"no images ({', '.join(INPUT_EXTENSIONS)}) found in {[str(p) for p in paths]}")
-    stems = [rel.with_suffix("").as_posix() for _, rel in found]
-    clash = {s for s in stems if stems.count(s) > 1}
-    names = [rel.as_posix() if s in clash else s for s, (_, rel) in zip(stems, found)]  # a.png + a.npy -> keep suffix
-    if len(set(names)) != len(names):
-        raise ValueError("two inputs would write the same output file; pass them in separate runs")
-    return [f for f, _ in found], names
+__all__ = ["KINDS", "SegmentSettings", "list_inputs", "output_plan", "render", "segment_files", "segment_inputs",
+           "segment_paths", "write_all_or_none"]
 
 
 def render(kind: str, gray: np.ndarray, mask: np.ndarray, colours: np.ndarray, num_classes: int,
@@ -55,24 +36,6 @@ def render(kind: str, gray: np.ndarray, mask: np.ndarray, colours: np.ndarray, n
     if kind == "color":
         return colorize(mask, colours)  # (H, W, 3)
     return overlay(gray, mask, colours, alpha)  # (H, W, 3)
-
-
-Writer = Callable[[Path], Any]
-
-
-def write_all_or_none(plan: dict[str, tuple[Path, Writer]]) -> dict[str, str]:
-    """Runs every ``writer(path)`` of ``plan`` (kind -> (path, writer)); if one fails, the files already written
-    are removed again, so an input gets all its outputs or none."""
-    done: dict[str, Path] = {}
-    try:
-        for kind, (path, writer) in plan.items():
-            writer(path)
-            done[kind] = path
-    except BaseException:
-        for path in done.values():
-            path.unlink(missing_ok=True)
-        raise
-    return {kind: str(path) for kind, path in done.items()}
 
 
 @dataclass
@@ -107,9 +70,9 @@ class SegmentSettings:
 
 
 def output_plan(model: Any, frame: Any, gray: np.ndarray, mask: np.ndarray, out_dir: Path, name: str,
-                settings: SegmentSettings, colours: np.ndarray) -> tuple[dict[str, tuple[Path, Writer]], dict]:
+                settings: SegmentSettings, colours: np.ndarray) -> tuple[Plan, dict]:
     """What to write for one segmented frame: (kind -> (path, writer)), and the temperature statistics (or {})."""
-    plan: dict[str, tuple[Path, Writer]] = {}
+    plan: Plan = {}
     for kind in settings.kinds:
         picture = render(kind, gray, mask, colours, model.num_classes, settings.alpha)
         plan[kind] = (out_dir / kind / f"{name}.png", lambda p, picture=picture: write_png_atomic(picture, p))
@@ -151,31 +114,20 @@ def segment_files(
         inputs, ``hotspots``; or ``error`` (a one-line message naming the file) when the input could not be read
         or scaled, and then nothing is written for it.
     """
-    from tqdm.auto import tqdm
-
     from unip_hub.inference.predictor import Predictor
     from unip_hub.models.slide import InferenceOptions
 
     settings = settings or SegmentSettings()
     inference = InferenceOptions(**options)
     predictor = predictor or Predictor(model)
-    files, names = list_inputs(inputs)
     colours = palette_array(model.num_classes, model.palette)
-    records = []
-    for path, name in tqdm(list(zip(files, names)), desc="segment", unit="img", disable=not settings.progress):
-        try:
-            frame = predictor.read_frame(path)
-            gray = predictor.scaling.to_gray(frame)  # (H, W) uint8, as the model was trained
-        except (ValueError, OSError) as error:
-            records.append({"input": str(path), "error": str(error)})
-            continue
-        mask = predictor.predict(gray, inference).numpy()  # (H, W) int64
-        plan, stats = output_plan(model, frame, gray, mask, Path(out_dir), name, settings, colours)
-        record = {"input": str(path), "size": list(mask.shape), **write_all_or_none(plan)}
-        if stats:
-            record["hotspots"] = stats["hotspots"]
-        records.append(record)
-    return records
+
+    def plan_for(prepared: Any, name: str) -> tuple[Plan, dict[str, Any]]:
+        mask = predictor.predict_torch(prepared.tensor, inference)[0].numpy()  # (H, W) int64
+        plan, stats = output_plan(model, prepared.frame, prepared.gray, mask, Path(out_dir), name, settings, colours)
+        return plan, ({"hotspots": stats["hotspots"]} if stats else {})
+
+    return run_files(predictor, inputs, plan_for, progress=settings.progress, desc="segment")
 
 
 def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,

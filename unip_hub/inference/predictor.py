@@ -1,12 +1,17 @@
-"""The predictor: any infrared file or array in, class map out (SAM's ``SamPredictor`` split, for UNIP).
+"""The segmentation predictor: any infrared file or array in, class map out (SAM's ``SamPredictor`` split, for UNIP).
 
-:class:`~unip_hub.models.segmenter.Segmenter` takes and returns tensors; this class does everything around it:
-reading the input (path, PIL image, numpy array or tensor in any format of :func:`unip_hub.data.read_thermal`,
-plus radiometric files: :func:`unip_hub.data.radiometric.read_radiometric`), scaling it to 8-bit gray with the
-input-scaling spec the model was trained with (:class:`unip_hub.data.scaling.InputScaling`), normalising it with
-the segmenter's mean/std, and running whole-image or sliding-window inference
-(:func:`unip_hub.models.slide.infer_logits`) through :meth:`Predictor.forward`, the one place the model is
-called (a compiled model or another runtime plugs in there).
+:class:`~unip_hub.models.segmenter.Segmenter` takes and returns tensors; this class does everything around it on top
+of the shared predictor core (:class:`unip_hub.engine.predictor.BasePredictor`: each input read once, scaled once
+with the model's stored input scaling, normalised once) and runs whole-image or sliding-window inference
+(:func:`unip_hub.models.slide.infer_logits`) through :meth:`~unip_hub.engine.predictor.BasePredictor.forward`, the one
+place the model is called (a compiled model or another runtime plugs in there).
+
+Two doors:
+
+* raw inputs -- :meth:`Predictor.predict` / :meth:`Predictor.predict_logits` (path, PIL image, numpy array, (H, W)
+  tensor of raw values, :class:`~unip_hub.data.frame.Frame`); a float array is raw data (degC, K, ...);
+* prepared tensors -- :meth:`Predictor.predict_torch` / :meth:`Predictor.logits_torch` (normalised
+  ``(B, C_in, H, W)``, as :meth:`Predictor.to_tensor` makes them).
 
 >>> from unip_hub.inference import Predictor
 >>> mask = Predictor(seg).predict("frame_16bit.tiff", mode="slide")  # (H, W) int64 class indices
@@ -14,24 +19,22 @@ called (a compiled model or another runtime plugs in there).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import torch
 
-from unip_hub.data.radiometric import Calibration, Frame, read_radiometric
-from unip_hub.data.scaling import InputScaling, model_reading
+from unip_hub.data.frame import Calibration
+from unip_hub.data.scaling import InputScaling
 from unip_hub.data.transforms import normalize
+from unip_hub.engine.predictor import BasePredictor, ImageLike, Prepared
 from unip_hub.models.slide import InferenceOptions, infer_logits
 
-__all__ = ["ImageLike", "Predictor", "predict"]
-
-ImageLike = str | os.PathLike | np.ndarray | torch.Tensor | Any  # Any: PIL.Image.Image (not imported here)
+__all__ = ["ImageLike", "Predictor", "Prepared", "predict"]
 
 
-class Predictor:
-    """Runs a segmenter on raw infrared inputs.
+class Predictor(BasePredictor):
+    """Runs a segmenter on raw infrared inputs or on prepared tensors.
 
     Args:
         segmenter: A :class:`~unip_hub.models.segmenter.Segmenter` (put in eval mode for each call, restored after).
@@ -46,78 +49,64 @@ class Predictor:
     def __init__(self, segmenter: Any, device: str | torch.device | None = None,
                  scaling: InputScaling | str | None = None, calibration: Calibration | None = None,
                  runtime: Any = None) -> None:
-        self.segmenter = segmenter
-        self.runtime = runtime
-        self.device = torch.device(device) if device is not None else next(segmenter.parameters()).device
-        self.scaling, self.calibration = model_reading(segmenter, scaling, calibration)
+        super().__init__(segmenter, device, scaling, calibration, runtime)
+
+    @property
+    def segmenter(self) -> Any:
+        return self.model
 
     @property
     def num_classes(self) -> int:
-        return self.segmenter.num_classes
+        return self.model.num_classes
 
-    def read_frame(self, image: ImageLike) -> Frame:
-        """Any supported input -> the :class:`~unip_hub.data.radiometric.Frame` (values, temperatures if any)."""
-        if isinstance(image, torch.Tensor):
-            image = image.detach().cpu().numpy()
-        return read_radiometric(image, self.calibration)
-
-    def read(self, image: ImageLike) -> np.ndarray:
-        """Any supported input -> the 8-bit gray frame (H, W) the model sees, with :attr:`scaling`."""
-        return self.scaling.to_gray(self.read_frame(image))
-
-    def prepare(self, image: ImageLike) -> torch.Tensor:
-        """Any supported input -> normalised model input (B, C_in, H, W) on the device.
-
-        A floating tensor (C_in, H, W) or (B, C_in, H, W) is taken as already normalised; anything else is read
-        (:meth:`read`) and normalised with the segmenter's ``mean``/``std``.
-        """
-        c_in = self.segmenter.backbone.in_chans
-        if isinstance(image, torch.Tensor) and image.is_floating_point() and image.ndim in (3, 4) \
-                and image.shape[-3] == c_in:
-            x = image if image.ndim == 4 else image[None]
-            return x.to(device=self.device, dtype=torch.float32)
-        return self.normalize(self.read(image))
-
-    def normalize(self, gray: np.ndarray) -> torch.Tensor:
-        """8-bit gray (H, W) -> normalised (1, C_in, H, W) on the device."""
-        seg = self.segmenter
+    def to_tensor(self, gray: np.ndarray) -> torch.Tensor:
+        """8-bit gray (H, W) -> normalised (1, C_in, H, W) on the device (the segmenter's ``mean``/``std``)."""
+        seg = self.model
         return normalize(gray, seg.mean, seg.std, seg.backbone.in_chans)[None].to(self.device)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The model call: normalised (n, C_in, h, w) -> logits (n, K, h, w), through ``runtime`` when given."""
-        return self.segmenter(x) if self.runtime is None else self.runtime(x)
+    normalize = to_tensor  # the name the video pipeline and older code use
 
-    @torch.no_grad()
-    def predict_logits(self, image: ImageLike, options: InferenceOptions | None = None, **kwargs: Any
-                       ) -> torch.Tensor:
-        """Eval-mode logits (B, K, H, W) at the image's own size.
+    def logits_torch(self, x: torch.Tensor, options: InferenceOptions | None = None, **kwargs: Any) -> torch.Tensor:
+        """The prepared door: eval-mode logits of a normalised batch (B, C_in, H, W) -> (B, K, H, W).
 
         Args:
-            image: Path, PIL image, numpy array or tensor (see :meth:`prepare`).
+            x: Normalised input, as :meth:`to_tensor` makes it.
             options: Mode, windows and rescaling (:class:`~unip_hub.models.slide.InferenceOptions`), or its fields
                 as keywords: ``mode="whole" | "slide"``, ``crop_size=512``, ``stride=341``, ``batch_windows=4``,
                 ``scale=None`` (UNIP's test pipeline: ``(2048, 512)``).
         """
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"{type(self).__name__}.logits_torch takes a normalised float (B, C, H, W) tensor, got "
+                            f"{shape}; raw frames (paths, arrays, PIL images) go through predict / predict_logits")
         options = options if options is not None else InferenceOptions(**kwargs)
-        return self.logits_of(self.prepare(image), options)
-
-    def logits_of(self, x: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
-        """Eval-mode logits of a prepared batch (B, C_in, H, W) -> (B, K, H, W)."""
-        seg = self.segmenter
+        seg = self.model
         was_training = seg.training
         seg.eval()
         try:
             with torch.no_grad():
-                return infer_logits(self.forward, x, seg.num_classes, options, seg.align_corners)
+                return infer_logits(self.forward, x.to(self.device, torch.float32), seg.num_classes, options,
+                                    seg.align_corners)
         finally:
             seg.train(was_training)
 
+    logits_of = logits_torch  # the earlier name
+
+    def predict_torch(self, x: torch.Tensor, options: InferenceOptions | None = None, **kwargs: Any) -> torch.Tensor:
+        """The prepared door: class maps (B, H, W) int64 on the CPU of a normalised batch (B, C_in, H, W)."""
+        return self.logits_torch(x, options, **kwargs).argmax(dim=1).cpu()
+
+    def predict_logits(self, image: ImageLike, options: InferenceOptions | None = None, **kwargs: Any
+                       ) -> torch.Tensor:
+        """The raw door: eval-mode logits (1, K, H, W) of one raw input at its own size (see :meth:`logits_torch`
+        for the options)."""
+        return self.logits_torch(self.set_image(image).tensor, options, **kwargs)
+
     def predict(self, image: ImageLike, options: InferenceOptions | None = None, **kwargs: Any) -> torch.Tensor:
-        """Class-index map: (H, W) int64 on the CPU ((B, H, W) for a batched tensor); see :meth:`predict_logits`."""
-        labels = self.predict_logits(image, options, **kwargs).argmax(dim=1).cpu()
-        return labels if isinstance(image, torch.Tensor) and image.ndim == 4 else labels[0]
+        """The raw door: class-index map (H, W) int64 on the CPU of one raw input (see :meth:`logits_torch`)."""
+        return self.predict_logits(image, options, **kwargs).argmax(dim=1).cpu()[0]
 
 
 def predict(segmenter: Any, image: ImageLike, **options: Any) -> torch.Tensor:
-    """``Predictor(segmenter).predict(image, **options)``: the class map of one image."""
+    """``Predictor(segmenter).predict(image, **options)``: the class map of one raw image."""
     return Predictor(segmenter).predict(image, **options)

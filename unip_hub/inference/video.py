@@ -292,7 +292,7 @@ def _run(predictor: Any, reader: Background, worker: Worker, options: Any, size:
     try:
         for batch in _batches(reader.items(), size):
             x = torch.cat([x for _, _, x in batch])  # (B, C_in, H, W)
-            masks = predictor.logits_of(x, options).argmax(dim=1).cpu().numpy()  # (B, H, W)
+            masks = predictor.predict_torch(x, options).numpy()  # (B, H, W)
             masks = index_image(masks, predictor.num_classes)  # uint8 (<= 256 classes): cheaper to render and count
             for (frame, gray, _), mask in zip(batch, masks):
                 worker.submit((frame, gray, mask))
@@ -335,7 +335,7 @@ def segment_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.P
         worker = Worker(_Sink(tmp, fps, settings, predictor.segmenter), size=2 * settings.batch_size,
                         background=threaded)
         running = RunningBounds(predictor.scaling, settings.momentum)
-        reader = Background(_scaled_frames(frames, running, predictor.normalize), size=2 * settings.batch_size)
+        reader = Background(_scaled_frames(frames, running, predictor.to_tensor), size=2 * settings.batch_size)
         with tqdm(desc=f"segment {path.name}", unit="frame", disable=not settings.progress) as bar:
             try:
                 done, interrupted = _run(predictor, reader, worker, options, settings.batch_size, bar)
@@ -370,15 +370,15 @@ def measure_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.P
     running = RunningBounds(predictor.scaling, settings.momentum)
     frames = itertools.islice(read_video_frames(source, predictor.calibration), settings.max_frames)
     grays = [running(frame) for frame in frames]
-    batches = [torch.cat([predictor.normalize(g) for g in batch]) for batch in _batches(grays, settings.batch_size)]
+    batches = [torch.cat([predictor.to_tensor(g) for g in batch]) for batch in _batches(grays, settings.batch_size)]
 
     def model_only() -> float:
         start = time.perf_counter()
         for x in batches:
-            predictor.logits_of(x, options).argmax(dim=1).cpu()
+            predictor.predict_torch(x, options)
         return time.perf_counter() - start
 
-    predictor.logits_of(batches[0], options)  # warm-ups
+    predictor.logits_torch(batches[0], options)  # warm-ups
     segment_video(predictor, source, out_dir, options, dataclasses.replace(settings, max_frames=settings.batch_size))
     model_s, e2e_s, e2e_frames = [model_only()], [], 0
     for _ in range(repeats):

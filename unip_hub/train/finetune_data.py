@@ -3,9 +3,10 @@
 ``dataset`` is a name of :data:`unip_hub.data.presets.DATASETS`: the SODA / MFNet / SCUT-Seg layouts, any
 ``folder`` (``<root>/images/<split>``, ``<root>/labels/<split>``, ``classes.txt``) or the generated ``synthetic``
 scenes. Images are read with the run's input-scaling spec (:class:`unip_hub.data.scaling.InputScaling`): the
-default ``percentile 0.5/99.5`` is :func:`unip_hub.data.read_thermal`; any other spec goes through
-:meth:`unip_hub.data.datasets.SegDataset.set_input_scaling`, as ``unip segment`` reads frames; 16-bit count images
-become temperatures with the run's ``counts_to_celsius`` (``GAIN * count + OFFSET``) there.
+default ``percentile 0.5/99.5`` (:func:`unip_hub.data.read_thermal`'s gray for 8- and 16-bit images) like any
+other, through :meth:`unip_hub.data.datasets.SegDataset.set_input_scaling`, as ``unip segment`` reads frames (so a
+FLIR R-JPEG gives its temperatures, not its visible JPEG, in training, evaluation and inference alike); 16-bit count
+images become temperatures with the run's ``counts_to_celsius`` (``GAIN * count + OFFSET``) there.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def build_dataset(cfg: FinetuneConfig, part: str = "train") -> Any:
     its images read with ``cfg.input_scaling``."""
     dataset = _build(cfg, part)
     scaling = InputScaling.parse(cfg.input_scaling)
-    if scaling == DEFAULT_SCALING:  # read_thermal: the research code's reading, bit for bit
+    if cfg.dataset == "synthetic" and scaling == DEFAULT_SCALING:  # generated 8-bit scenes: read as they are
         return dataset
     if cfg.dataset == "synthetic" and scaling.needs_temperatures:
         raise ValueError(f"input scaling '{scaling}' needs temperatures, but the synthetic scenes are 8-bit gray; "
