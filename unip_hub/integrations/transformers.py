@@ -352,10 +352,10 @@ def upernet_from_checkpoint(checkpoint: str | os.PathLike, *, arch: str | None =
     from transformers import UperNetForSemanticSegmentation
 
     from unip_hub.checkpoints import checkpoint_filter_fn, load_state_dict_strict
-    from unip_hub.checkpoints.segmenter import infer_segmenter_config, read_segmenter_checkpoint
+    from unip_hub.checkpoints.segmenter import SegmenterCheckpoint
 
-    sd, meta, _ = read_segmenter_checkpoint(checkpoint)
-    found = infer_segmenter_config(sd)
+    ckpt = SegmenterCheckpoint.read(checkpoint)
+    sd, meta, found = ckpt.state_dict, ckpt.meta, ckpt.found
     if found["head"] != "upernet":
         raise ValueError(f"{checkpoint} holds a {found['head']!r} head; only UPerNet segmenters map to transformers")
     arch = arch or meta.get("arch") or arch_from_shape(found.get("embed_dim")) or "unip_vit_small"
