@@ -70,6 +70,19 @@ def test_fast_path_is_taken_only_in_eval_without_autograd(monkeypatch):
     assert len(calls) == 1 and bool(torch.isfinite(out).all())
 
 
+@pytest.mark.parametrize("init_values", [None, 0.3], ids=["no_layer_scale", "layer_scale"])
+def test_fx_graph_records_the_path_eager_takes(init_values):
+    blk = _random_block(init_values=init_values)
+    x = torch.randn(2, 9, 64)
+    with torch.inference_mode():  # traced without autograd: the fast path, in-place ops kept by dead-code removal
+        graph = torch.fx.symbolic_trace(blk)
+        graph.graph.eliminate_dead_code()
+        graph.recompile()
+        assert torch.equal(graph(x), blk(x)) and "gelu_" in graph.code
+    graph = torch.fx.symbolic_trace(blk)  # autograd on: the standard modules
+    assert torch.equal(graph(x), blk(x)) and "gelu_" not in graph.code
+
+
 def test_fast_path_keeps_every_intermediate_output():
     torch.manual_seed(0)
     model = UnipViT(img_size=64, embed_dim=64, depth=4, num_heads=2, init_values=None).eval()

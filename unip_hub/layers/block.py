@@ -13,13 +13,14 @@ from unip_hub.layers.attention import Attention
 from unip_hub.layers.gelu_linear import gelu_linear
 
 
-def _graph_capture(x: torch.Tensor) -> bool:
-    """Tracing, exporting, compiling or ``torch.fx`` tracing (``x`` is a Proxy): graphs keep the standard ops.
+def _graph_capture() -> bool:
+    """Tracing, exporting or compiling: those graphs keep the standard ops (exporters and compilers fuse them).
 
+    ``torch.fx`` symbolic tracing is not graph capture here: it records the path eager takes in the state it is
+    traced in (train/eval, autograd on/off), so a graph and eager run the same way give bit-identical results.
     TorchScript never reaches this (its callers skip it under ``torch.jit.is_scripting()``).
     """
-    return (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
-            or isinstance(x, torch.fx.Proxy))
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
 class Block(nn.Module):
@@ -67,8 +68,10 @@ class Block(nn.Module):
         return self.mlp(x)
 
     def _recompute_gelu(self, x: torch.Tensor) -> bool:
+        # torch.fx cannot trace into an autograd.Function: its graphs run the same ops (gelu, linear) as modules
         dropout = self.training and self.mlp.drop1.p > 0
-        return self._plain_mlp() and torch.is_grad_enabled() and not dropout and not _graph_capture(x)
+        return (self._plain_mlp() and torch.is_grad_enabled() and not dropout and not _graph_capture()
+                and not isinstance(x, torch.fx.Proxy))
 
     def _mlp_branch(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path2(self.ls2(self._mlp(self.norm2(x))))
@@ -86,12 +89,19 @@ class Block(nn.Module):
         return isinstance(mlp.norm, nn.Identity) and isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none"
 
     def _inference_path(self, x: torch.Tensor) -> bool:
-        """Eval, no autograd, no autocast, no graph capture, the standard sub-modules: :meth:`_forward_inference`."""
-        if self.training or torch.is_grad_enabled() or _graph_capture(x) or not self._plain_mlp():
+        """Eval, no autograd, no autocast, no graph capture, the standard sub-modules: :meth:`_forward_inference`.
+
+        Under ``torch.fx`` symbolic tracing (``x`` is a Proxy, its dtype unknown) the same test is made on the
+        tracing state, so a graph traced in eval under ``no_grad``/``inference_mode`` records this path, as eager
+        runs it then.
+        """
+        if self.training or torch.is_grad_enabled() or _graph_capture() or not self._plain_mlp():
             return False
-        if torch.is_autocast_enabled(x.device.type) or x.dtype != self.mlp.fc2.weight.dtype:
+        if not all(isinstance(ls, (nn.Identity, LayerScale)) for ls in (self.ls1, self.ls2)):
             return False
-        return all(isinstance(ls, (nn.Identity, LayerScale)) for ls in (self.ls1, self.ls2))
+        if isinstance(x, torch.fx.Proxy):  # parameters() gives the weights themselves, not the tracer's proxies
+            return not torch.is_autocast_enabled(next(self.mlp.fc2.parameters()).device.type)
+        return not torch.is_autocast_enabled(x.device.type) and x.dtype == self.mlp.fc2.weight.dtype
 
     @staticmethod
     def _residual(x: torch.Tensor, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -100,8 +110,8 @@ class Block(nn.Module):
         if isinstance(ls, LayerScale):
             return torch.addcmul(x, F.linear(h, weight, bias), ls.gamma)  # one pass for scale and residual
         out = (x + bias if bias is not None else x.clone()).contiguous()  # contiguous: addmm_ works on a view
-        out.view(-1, out.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), weight.t())  # residual add inside the matmul
-        return out
+        # residual add inside the matmul; its result is used (not `out`) so that torch.fx graphs keep the op
+        return out.view(-1, out.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), weight.t()).view_as(out)
 
     def _forward_inference(self, x: torch.Tensor) -> torch.Tensor:
         """``forward`` in eval without autograd, with fewer passes over memory (same result up to rounding).
