@@ -1,15 +1,10 @@
-"""torch.hub entry points: ``torch.hub.load("casiatao/UNIP", "unip_s")`` (pretrained, MAE-L teacher, by default)."""
+"""torch.hub entry points: ``torch.hub.load("casiatao/UNIP", "unip_s")`` (pretrained, MAE-L teacher, by default).
 
-from unip_hub.hub.entrypoints import (  # noqa: F401
-    unip_b,
-    unip_l,
-    unip_s,
-    unip_t,
-    unip_vit_base,
-    unip_vit_large,
-    unip_vit_small,
-    unip_vit_tiny,
-)
-from unip_hub.hub.segmenters import unip_b_upernet, unip_l_upernet, unip_s_upernet, unip_t_upernet  # noqa: F401
+Per backbone size: ``unip_vit_<size>`` (no weights by default), ``unip_<letter>`` (released weights by default),
+``unip_<letter>_upernet`` (segmenter); then the detectors (``unip_s_faster_rcnn``, ...). ``torch.hub.list`` shows
+them all; :mod:`unip_hub.hub.entrypoints` makes them from :data:`unip_hub.constants.VIT_SIZES`.
+"""
+
+from unip_hub.hub.entrypoints import *  # noqa: F403  backbones, segmenters, detectors (its __all__)
 
 dependencies = ["torch", "timm", "huggingface_hub", "safetensors"]

@@ -63,7 +63,8 @@ def nmi_of(logits: torch.Tensor) -> float:
     return float(attention_nmi(logits.float().softmax(dim=-1)).mean())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the example; returns the curves (also written to ``--out``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", default=None, help="folder of images (default: synthetic scenes in OUT/images)")
     p.add_argument("--teacher", default=None, help="teacher file or timm:NAME (default: offline stand-in)")
@@ -75,9 +76,12 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--eval-every", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    p.add_argument("--quick", action="store_true", help="a few steps on tiny inputs (what the tests run)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.batch_size, args.input_size, args.eval_every = 6, 4, 32, 3
     out = Path(args.out)
-    images = Path(args.images) if args.images else synthetic_images(out / "images")
+    images = Path(args.images) if args.images else synthetic_images(out / "images", n=8 if args.quick else 96)
 
     if args.teacher:
         teacher = load_teacher(args.teacher, arch=None, layer=args.teacher_layer)
@@ -124,6 +128,7 @@ def main() -> None:
     print(f"loss {first:.4f} -> {last:.4f}; student last-block NMI {curves['student_nmi'][0]:.3f} -> "
           f"{curves['student_nmi'][-1]:.3f} (teacher layer {args.teacher_layer}: {teacher_nmi:.3f})")
     print(f"wrote {out}/curves.json and {out}/curves.png")
+    return curves
 
 
 def plot(curves: dict, path: Path) -> None:

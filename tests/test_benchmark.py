@@ -263,7 +263,7 @@ def test_student_training_memory_is_below_the_plain_mlp(monkeypatch):
 @pytest.mark.slow
 def test_quick_benchmark_measures_runtime_paths_and_their_accuracy(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+    from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
     from unip_hub.hub.segmenters import create_segmenter
 
     torch.manual_seed(0)

@@ -135,7 +135,7 @@ def test_eval_and_finetune_accept_the_option():
 def test_calibration_and_scaling_travel_in_a_safetensors_folder(tmp_path, capsys):
     from helpers.segmenters import tiny_segmenter
 
-    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+    from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
 
     seg = tiny_segmenter()
     assert seg.counts_to_celsius is None  # a declared attribute: no calibration unless trained with one

@@ -23,7 +23,6 @@ from unip_hub.data import (
     SyntheticThermalDataset,
     TestPipeline,
     TrainPipeline,
-    gray_to_tensor,
     make_scene,
     read_label,
     read_thermal,
@@ -188,13 +187,6 @@ def test_read_label(tmp_path: Path) -> None:
     Image.fromarray(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(tmp_path / "colour.png")
     with pytest.raises(ValueError, match=r"colour.png"):
         read_label(tmp_path / "colour.png")
-
-
-def test_gray_to_tensor() -> None:
-    x = gray_to_tensor(GRAY)
-    assert x.shape == (1, 3, 24, 32) and x.dtype == torch.float32
-    assert torch.allclose(x[0, 2, 3, 4], torch.tensor((GRAY[3, 4] - SEG_MEAN) / SEG_STD).float())
-    assert torch.equal(x[0, 0], x[0, 1])
 
 
 def _shared_samples() -> Path | None:

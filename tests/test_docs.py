@@ -80,7 +80,7 @@ def _frames(folder: Path) -> None:
 def _segmenters(folder: Path) -> None:
     from helpers.segmenters import to_mmseg_state_dict
 
-    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+    from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
     from unip_hub.hub.segmenters import create_segmenter
 
     for classes, mmseg_name, unip_names in ((21, "iter_14400.pth", ("runs/soda/best.pth", "runs/soda-s/best.pth")),

@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers.training import TINY_BACKBONE, write_radiometric_dataset
 
-from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
 from unip_hub.cli import main
 from unip_hub.data.synthetic import write_synthetic_dataset
 from unip_hub.hub.segmenters import create_segmenter

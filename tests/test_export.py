@@ -152,7 +152,7 @@ def test_onnx_position_resize_is_matrices_not_a_cubic_resize(tmp_path):
 
 @pytest.mark.slow
 def test_cli_exports_a_saved_folder_and_a_segmenter_checkpoint(tmp_path, capsys):
-    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+    from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
 
     folder = tmp_path / "vit"
     _vit().save_pretrained(folder)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.hub import hub_entry_points
 
 import unip_hub
 from unip_hub.cli import main
@@ -91,3 +92,20 @@ def test_cli_list_info_hash(capsys, official_tiny):
     assert main(["hash", str(official_tiny[0])]) == 0
     assert len(capsys.readouterr().out.split()[0]) == 64
     assert main(["info", "nonsense"]) == 2
+
+
+def test_one_size_entry_gives_every_name():
+    """Each VIT_SIZES entry gives its builder, torch.hub names, segmenter, timm name and exports."""
+    from unip_hub.constants import VIT_SIZES
+    from unip_hub.hub import entrypoints
+
+    listed = set(hub_entry_points(ROOT))
+    for arch, size in VIT_SIZES.items():
+        letter = size.letter.lower()
+        names = {arch, f"unip_{letter}", f"unip_{letter}_upernet"}
+        assert names <= listed and names <= set(entrypoints.__all__)
+        assert arch in unip_hub.__all__ and getattr(unip_hub, arch).__name__ == arch
+        assert f"UNIP ViT-{size.letter}/16 ({size.embed_dim} wide" in getattr(unip_hub, arch).__doc__
+        model = getattr(unip_hub, arch)(depth=1, img_size=32)
+        assert (model.embed_dim, model.num_heads) == (size.embed_dim, size.num_heads)
+    assert len(listed) == 3 * len(VIT_SIZES) + len(entrypoints.detectors.HUB_ENTRY_POINTS)

@@ -29,7 +29,8 @@ def test_import_unip_hub_imports_no_heavy_library_and_builds_nothing():
     got = _run(f"import json, sys, unip_hub; print(json.dumps({{'unip': sorted(m for m in sys.modules "
                f"if m.startswith('unip_hub')), 'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))")
     assert got["heavy"] == []
-    assert got["unip"] == ["unip_hub", "unip_hub.integrations", "unip_hub.utils", "unip_hub.utils.lazy"]
+    assert got["unip"] == ["unip_hub", "unip_hub.constants", "unip_hub.integrations", "unip_hub.utils",
+                           "unip_hub.utils.lazy"]  # constants: VIT_SIZES names the builders
 
 
 def test_public_names_resolve_lazily_to_their_definitions():
@@ -48,16 +49,17 @@ def test_public_names_resolve_lazily_to_their_definitions():
         unip_hub.nope  # noqa: B018
 
 
-def test_detection_alias_is_the_integration_module():
+def test_detection_package_reexports_the_integration_module():
     pytest.importorskip("torchvision")
-    import unip_hub.detection as alias
+    import unip_hub.detection as package
     from unip_hub.integrations import detection
 
-    assert unip_hub.detection is detection and alias is detection
+    assert unip_hub.detection is package
     from unip_hub.data.instances import instances_from_label as moved
-    from unip_hub.detection import build_backbone, instances_from_label
+    from unip_hub.detection import IMAGE_MEAN, UnipDetectionBackbone, build_backbone, instances_from_label
 
     assert build_backbone is detection.build_backbone and instances_from_label is moved
+    assert IMAGE_MEAN is detection.IMAGE_MEAN and UnipDetectionBackbone is detection.UnipDetectionBackbone
 
 
 def test_readme_detection_snippet_after_plain_import():

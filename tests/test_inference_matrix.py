@@ -21,7 +21,7 @@ import torch
 from helpers.segmenters import CLASSES, tiny_segmenter
 from PIL import Image
 
-from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
 from unip_hub.cli import main
 from unip_hub.data.frame import Calibration
 from unip_hub.hub.segmenters import load_segmenter

@@ -49,3 +49,11 @@ def test_detection_example(mask):
     pytest.importorskip("torchvision")
     out = _load("detection_faster_rcnn").main(["--quick"] + (["--mask"] if mask else []))
     assert math.isfinite(out["first_loss"]) and math.isfinite(out["last_loss"])
+
+
+def test_distill_tiny_cpu_example(tmp_path, capsys):
+    curves = _load("distill_tiny_cpu").main(["--quick", "--out", str(tmp_path / "distill")])
+    assert len(curves["loss"]) == 6 and all(math.isfinite(v) for v in curves["loss"])
+    assert curves["eval_step"] == [0, 3, 6] and 0.0 < curves["teacher_nmi"] < 1.0
+    assert (tmp_path / "distill" / "curves.json").is_file() and (tmp_path / "distill" / "curves.png").is_file()
+    assert "student last-block NMI" in capsys.readouterr().out

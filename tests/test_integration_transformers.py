@@ -104,7 +104,7 @@ def test_checkpoint_into_upernet_gives_segmenter_logits(tmp_path, layout):
     if layout == "mmseg":
         path = write_mmseg_checkpoint(seg, tmp_path / "iter_100.pth", with_norm=False)
     else:
-        from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+        from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
 
         seg.config = {"arch": "unip_vit_tiny", "num_classes": NUM_CLASSES, "head": "upernet", "neck": "last"}
         path = save_segmenter_checkpoint(seg, tmp_path / "seg.safetensors")

@@ -150,7 +150,7 @@ def test_profile_of_unip_vit_equals_direct_computation():
 def test_timm_profile_by_hooks_equals_converted_unip_vit():
     from timm.models.vision_transformer import VisionTransformer
 
-    from unip_hub.checkpoints.teachers import convert_timm
+    from unip_hub.checkpoints.teacher_layouts import convert_timm
 
     torch.manual_seed(1)
     net = VisionTransformer(img_size=32, patch_size=16, embed_dim=64, depth=2, num_heads=2, num_classes=0).eval()

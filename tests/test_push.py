@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unip_hub.cli import main
-from unip_hub.hub.convert import convert_to_hf_folder as convert_checkpoint
+from unip_hub.hub.hf_folders import convert_to_hf_folder as convert_checkpoint
 from unip_hub.hub.registry import get_weights_entry
 
 

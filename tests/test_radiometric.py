@@ -139,7 +139,7 @@ def test_running_bounds_keep_gray_levels_stable_on_a_drifting_sequence():
 
 
 def test_scaling_travels_in_checkpoints_and_older_files_get_the_default(tmp_path, capsys):
-    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+    from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
     from unip_hub.hub.segmenters import load_segmenter
     from unip_hub.inference import Predictor
 

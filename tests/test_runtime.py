@@ -257,7 +257,7 @@ def test_predictor_runs_windows_through_the_runtime(built):
 def test_segment_cli_runtime_switch_caches_next_to_the_checkpoint_and_refuses(tmp_path, capsys):
     from PIL import Image
 
-    from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+    from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
     from unip_hub.cli import main
 
     seg = _segmenter()
@@ -342,7 +342,7 @@ def test_shaped_runtime_keeps_few_sessions_and_survives_failed_builds(recwarn):
 def test_op_profile_gives_kernel_time_per_operator_type(built, tmp_path, monkeypatch):
     import tempfile
 
-    from unip_hub.runtime.profile import format_ops, op_profile
+    from unip_hub.runtime.op_profile import format_ops, op_profile
 
     _, _, _, fp32, int8 = built
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the profile's JSON goes here, and must not stay

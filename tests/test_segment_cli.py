@@ -8,7 +8,7 @@ import torch
 from helpers.segmenters import PALETTE, tiny_segmenter, write_mmseg_checkpoint
 from PIL import Image
 
-from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
 from unip_hub.cli import main
 from unip_hub.inference import Predictor, colorize, list_inputs, overlay, palette_array
 

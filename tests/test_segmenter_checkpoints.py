@@ -8,7 +8,11 @@ from helpers.segmenters import CLASSES, NUM_CLASSES, PALETTE, TINY, tiny_segment
 
 from unip_hub import create_segmenter, load_segmenter
 from unip_hub.checkpoints import CheckpointError
-from unip_hub.checkpoints.segmenter import infer_segmenter_config, read_segmenter_checkpoint, save_segmenter_checkpoint
+from unip_hub.checkpoints.segmenter_files import (
+    infer_segmenter_config,
+    read_segmenter_checkpoint,
+    save_segmenter_checkpoint,
+)
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
@@ -100,7 +104,7 @@ def test_info_describes_segmenter_files(tmp_path, suffix, capsys):
 
     from unip_hub.checkpoints import backbone_state_dict, read_checkpoint
     from unip_hub.cli import main
-    from unip_hub.hub.convert import describe_checkpoint
+    from unip_hub.hub.hf_folders import describe_checkpoint
 
     seg = tiny_segmenter(seed=4)
     seg.input_scaling = "window 20..120 degC"
@@ -118,7 +122,7 @@ def test_info_describes_segmenter_files(tmp_path, suffix, capsys):
 
 def test_convert_fine_tuned_segmenter_backbone(tmp_path):
     """A fine-tuned segmenter's backbone (layer scale, trainable position table) converts to an HF folder."""
-    from unip_hub.hub.convert import convert_to_hf_folder
+    from unip_hub.hub.hf_folders import convert_to_hf_folder
     from unip_hub.models.vit import UnipViT
 
     seg = create_segmenter("unip_vit_tiny", num_classes=3, img_size=64)  # the real ViT-T width and depth
@@ -133,8 +137,8 @@ def test_convert_fine_tuned_segmenter_backbone(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_checkpoint_is_read_once_by_load_info_and_create(tmp_path, suffix, monkeypatch, capsys):
-    import unip_hub.checkpoints.segmenter as segmenter_module
-    from unip_hub.checkpoints.segmenter import SegmenterCheckpoint
+    import unip_hub.checkpoints.segmenter_files as segmenter_module
+    from unip_hub.checkpoints.segmenter_files import SegmenterCheckpoint
     from unip_hub.cli import main
 
     seg = tiny_segmenter(seed=5, class_names=CLASSES, palette=PALETTE)
@@ -154,7 +158,7 @@ def test_checkpoint_is_read_once_by_load_info_and_create(tmp_path, suffix, monke
     with torch.no_grad():
         torch.testing.assert_close(again(x), loaded(x))
         torch.testing.assert_close(built(x), loaded(x))
-    import unip_hub.hub.convert as convert_module
+    import unip_hub.hub.hf_folders as convert_module
 
     info_reads = []
     real_info = convert_module.read_checkpoint

@@ -4,6 +4,7 @@ two modules of the package import each other in a cycle (counting imports inside
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,44 @@ def test_no_import_cycles():
         if m not in state:
             visit(m, [m])
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+ROOT = PACKAGE.parent
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+_PATH = re.compile(r"(?<![\w.])((?:[\w.-]+/)*[\w-]+(?:\.(?:py|json|md|txt|sh)|/)|\.ci/run)(?![\w/])")
+
+
+def _named_paths(text: str) -> list[tuple[str, tuple[Path, ...]]]:
+    """Every file or folder docs/architecture.md names, with the places it may be relative to: inside the tree
+    block a bare name belongs to the folder of the entry it is listed under (``data/`` ... ``readers.py``)."""
+    named: list[tuple[str, tuple[Path, ...]]] = []
+    blocks = text.split("```")
+    tree = next(b for b in blocks if b.lstrip("\n").startswith("hubconf.py"))
+    folder = ROOT
+    for line in tree.splitlines():
+        entry = line.split()[0] if line.strip() else ""
+        if line[:1].strip():  # a top-level entry of the repository
+            folder = ROOT / entry if entry.endswith("/") else ROOT
+        elif line.startswith("  ") and not line.startswith("   ") and entry:  # a package entry under unip_hub/
+            folder = PACKAGE / entry if entry.endswith("/") else PACKAGE
+        for token in _PATH.findall(line):
+            named.append((token, (folder, PACKAGE, ROOT)))
+    for token in _PATH.findall("".join(blocks[i] for i in range(0, len(blocks), 2))):  # prose and tables
+        named.append((token, (PACKAGE, ROOT)))
+    return named
+
+
+def test_every_path_in_the_architecture_document_exists():
+    named = _named_paths(ARCHITECTURE.read_text())
+    assert len(named) > 100  # the tree and the tables were found
+    missing = sorted({token for token, bases in named
+                      if not any((base / token.rstrip("/")).exists() for base in bases)})
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
+
+
+def test_the_architecture_document_lists_every_module():
+    text = ARCHITECTURE.read_text()
+    named = {token.rsplit("/", 1)[-1] for token, _ in _named_paths(text)}
+    unlisted = sorted(str(p.relative_to(PACKAGE)) for p in SOURCES
+                      if p.name != "__init__.py" and "__pycache__" not in p.parts and p.name not in named)
+    assert not unlisted, f"modules missing from docs/architecture.md: {unlisted}"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unip_hub.checkpoints import CheckpointError
-from unip_hub.checkpoints.teachers import detect_teacher_format, teacher_state_dict
+from unip_hub.checkpoints.teacher_layouts import detect_teacher_format, teacher_state_dict
 from unip_hub.hub.teachers import load_teacher as load_vit
 from unip_hub.models.vit import UnipViT
 from unip_hub.train.distill import load_teacher
@@ -113,7 +113,7 @@ def test_wrong_layouts_are_refused_with_names(tmp_path):
 
 
 def test_layer_beyond_file_depth_refused(tmp_path):
-    from unip_hub.checkpoints.teachers import load_teacher_state_dict
+    from unip_hub.checkpoints.teacher_layouts import load_teacher_state_dict
 
     sd = _encoder(depth=2)
     torch.save(sd, tmp_path / "two.pth")
@@ -149,7 +149,7 @@ def test_timm_teacher_and_full_model(tmp_path):
     assert len(full.blocks) == 12
     from timm.models.vision_transformer import VisionTransformer
 
-    from unip_hub.checkpoints.teachers import convert_timm
+    from unip_hub.checkpoints.teacher_layouts import convert_timm
 
     reg = VisionTransformer(img_size=32, embed_dim=64, depth=1, num_heads=1, reg_tokens=2, qk_norm=True)
     with pytest.raises(CheckpointError, match=r"q_norm.*reg_token"):

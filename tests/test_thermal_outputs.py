@@ -11,7 +11,7 @@ import pytest
 from helpers.segmenters import PALETTE, tiny_segmenter
 from PIL import Image
 
-from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
 from unip_hub.cli import main
 from unip_hub.inference.render import class_edges, palette_array, thermal_overlay
 from unip_hub.inference.stats import temperature_stats, write_stats

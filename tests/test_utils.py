@@ -10,7 +10,6 @@ from unip_hub.utils import (
     atomic_path,
     list_files,
     save_torch_atomic,
-    write_bytes_atomic,
     write_text_atomic,
 )
 
@@ -46,7 +45,6 @@ def test_keyboard_interrupt_cleans_up(tmp_path):
 
 def test_text_bytes_torch_and_safetensors(tmp_path):
     assert write_text_atomic("héllo", tmp_path / "t.txt").read_text(encoding="utf-8") == "héllo"
-    assert write_bytes_atomic(b"\x00\x01", tmp_path / "b.bin").read_bytes() == b"\x00\x01"
     sd = {"w": torch.arange(6.0).reshape(2, 3)}
     obj = torch.load(save_torch_atomic({"model": sd, "it": 3}, tmp_path / "c.pth"), weights_only=True)
     assert obj["it"] == 3 and torch.equal(obj["model"]["w"], sd["w"])

@@ -13,7 +13,7 @@ import torch
 from helpers.segmenters import PALETTE, tiny_segmenter
 from PIL import Image
 
-from unip_hub.checkpoints.segmenter import save_segmenter_checkpoint
+from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
 from unip_hub.cli import main
 from unip_hub.data.radiometric import Calibration
 from unip_hub.inference import InferenceOptions, Predictor
@@ -157,7 +157,7 @@ def test_truncated_empty_and_missing_videos_are_one_line_errors(tmp_path, seg, c
 
 
 def test_measure_video_reports_both_rates(tmp_path, seg):
-    from unip_hub.inference.video import measure_video
+    from unip_hub.benchmark.video import measure_video
 
     video = write_video(tmp_path / "m.mp4", [np.full((32, 32), 8 * i, np.uint8) for i in range(8)])
     result = measure_video(Predictor(seg), video, tmp_path / "out", settings=VideoSettings(progress=False))

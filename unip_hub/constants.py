@@ -1,10 +1,32 @@
 """Numbers of the UNIP recipe that several modules share (UNIP reference: pre-processing and evaluation).
 
-One place for each: the normalisation statistics, the percentile scaling of high-bit-depth frames, the sliding
-window of the evaluation, the patch size and the image file extensions the readers accept.
+One place for each: the backbone sizes, the normalisation statistics, the percentile scaling of high-bit-depth
+frames, the sliding window of the evaluation, the patch size and the image file extensions the readers accept.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class VitSize(NamedTuple):
+    """One backbone size: its shape and its letter (UNIP-<letter>, the torch.hub names ``unip_<letter>``)."""
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    letter: str
+
+
+VIT_SIZES: dict[str, VitSize] = {
+    "unip_vit_tiny": VitSize(192, 12, 3, "T"),
+    "unip_vit_small": VitSize(384, 12, 6, "S"),
+    "unip_vit_base": VitSize(768, 12, 12, "B"),
+    "unip_vit_large": VitSize(1024, 24, 16, "L"),
+}
+"""The backbone sizes. One entry here gives the architecture (``models.vit.ARCHS``), its builder
+(``unip_hub.unip_vit_*``), its torch.hub entry points (``unip_<letter>``, ``unip_<letter>_upernet``), its timm name
+(``*_patch16_224``) and the CLI choices; released weights are entries of ``weights/registry.json``."""
 
 PATCH_SIZE = 16
 """Side of a ViT patch; inputs are padded (segmenters) or must be (backbones) a multiple of it."""
@@ -34,6 +56,9 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".
 INPUT_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".npy")
 """Every single-frame input :func:`unip_hub.data.read_thermal` accepts: images and ``.npy`` arrays."""
 
+# segmenter heads and necks (hub.segmenters builds them; the CLIs offer them)
+SEGMENTER_HEADS = ("upernet", "linear")
+SEGMENTER_NECKS = ("last", "multi")
 OUTPUT_KINDS: tuple[str, ...] = ("masks", "color", "overlay")
 """Per-image pictures of ``unip segment``: class indices, the palette rendering, the overlay on the input."""
 

@@ -8,8 +8,7 @@ Plots live in :mod:`unip_hub.analysis.plots` (matplotlib, imported lazily).
 """
 
 from unip_hub.analysis.distance import mean_attention_distance, patch_distances
-from unip_hub.analysis.nmi import NMI_EPS, attention_nmi
-from unip_hub.analysis.profile import (
+from unip_hub.analysis.layer_patterns import (
     DEFAULT_TARGET_NMI,
     GLOBAL_MAX_NMI,
     LOCAL_MIN_NMI,
@@ -21,6 +20,7 @@ from unip_hub.analysis.profile import (
     select_distill_layer,
     stream_attention,
 )
+from unip_hub.analysis.nmi import NMI_EPS, attention_nmi
 
 __all__ = [
     "DEFAULT_TARGET_NMI",

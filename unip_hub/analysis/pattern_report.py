@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from unip_hub.analysis.profile import DEFAULT_TARGET_NMI, AttentionProfile
+from unip_hub.analysis.layer_patterns import DEFAULT_TARGET_NMI, AttentionProfile
 from unip_hub.utils.atomic import write_text_atomic
 
 __all__ = ["DEFAULT_QUERIES", "attention_patterns_report", "format_profile"]
@@ -51,8 +51,8 @@ def format_profile(profile: AttentionProfile, selected: int) -> str:
 
 def _write_maps(model, x, grays, files: Sequence[Path], layers: list[int], out: Path, num_maps: int,
                 device: str) -> int:
+    from unip_hub.analysis.layer_patterns import query_attention
     from unip_hub.analysis.plots import plot_query_attention
-    from unip_hub.analysis.profile import query_attention
 
     n_show = min(num_maps, len(files))
     maps = query_attention(model, x[:n_show].to(device), layers, DEFAULT_QUERIES)
@@ -102,9 +102,9 @@ def attention_patterns_report(
     """
     import torch
 
-    from unip_hub.analysis.images import list_images, load_gray_batch
+    from unip_hub.analysis.image_batch import list_images, load_gray_batch
+    from unip_hub.analysis.layer_patterns import attention_profile, select_distill_layer
     from unip_hub.analysis.plots import plot_profile
-    from unip_hub.analysis.profile import attention_profile, select_distill_layer
 
     out = Path(out)
     files = list_images(images, max_images)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unip_hub.analysis.profile import DEFAULT_TARGET_NMI, GLOBAL_MAX_NMI, LOCAL_MIN_NMI, AttentionProfile
+from unip_hub.analysis.layer_patterns import DEFAULT_TARGET_NMI, GLOBAL_MAX_NMI, LOCAL_MIN_NMI, AttentionProfile
 from unip_hub.utils.atomic import atomic_path
 
 _BANDS = (("global", 0.0, GLOBAL_MAX_NMI, "#d9e7f5"), ("hybrid", GLOBAL_MAX_NMI, LOCAL_MIN_NMI, "#fbe3c8"),
@@ -43,7 +43,7 @@ def plot_profile(profile: AttentionProfile, path: str | os.PathLike, target: flo
     """NMI per layer over the local / hybrid / global bands (top) and mean attention distance (bottom).
 
     Args:
-        profile: From :func:`~unip_hub.analysis.profile.attention_profile`.
+        profile: From :func:`~unip_hub.analysis.layer_patterns.attention_profile`.
         path: PNG (or any matplotlib format) to write.
         target: Target NMI drawn as a dashed line.
         selected: 1-based layer to mark (e.g. :func:`select_distill_layer`'s choice).

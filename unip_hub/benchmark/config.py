@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from unip_hub.constants import PRECISIONS, RUNTIMES
+from unip_hub.constants import PRECISIONS, RUNTIMES, VIT_SIZES
 
-GROUPS = ("backbone", "segmenter", "distill", "video")
+GROUPS = ("backbone", "segmenter", "distill", "video", "geo", "detection")  # geo, detection: on request
 DEFAULT_GROUPS = ("backbone", "segmenter", "distill")  # video: on request (needs PyAV)
-ARCHS = ("unip_vit_tiny", "unip_vit_small", "unip_vit_base", "unip_vit_large")
+ARCHS = tuple(VIT_SIZES)
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
 SEGMENTER_SIZES = ((512, 512), (480, 640))
 MODES = ("whole", "slide")
@@ -52,7 +52,7 @@ class BenchConfig:
         video_batch: Frames per model call in the video group.
         video_repeats: End-to-end runs of the video group (model-only runs before, between and after them).
         ort_profile: After each case's timed rounds, profile every ONNX Runtime variant's graph (kernel time per
-            operator type, :mod:`unip_hub.runtime.profile`) on a separate session; needs ``onnxruntime``.
+            operator type, :mod:`unip_hub.runtime.op_profile`) on a separate session; needs ``onnxruntime``.
     """
 
     groups: Sequence[str] = DEFAULT_GROUPS

@@ -39,7 +39,7 @@ def _checks(report: dict[str, Any]) -> list[str]:
 
 
 def _op_lines(report: dict[str, Any]) -> list[str]:
-    from unip_hub.runtime.profile import OpTime, format_ops
+    from unip_hub.runtime.op_profile import OpTime, format_ops
 
     lines = []
     for r in report["results"]:

@@ -1,4 +1,4 @@
-"""The benchmark run behind ``unip benchmark`` and ``benchmarks/*.py``: cases -> measurements -> table + JSON.
+"""The benchmark run behind ``unip benchmark``: cases -> measurements -> table + JSON.
 
 The ``video`` group (end-to-end ``unip segment`` frames/s vs model-only, :mod:`unip_hub.benchmark.video`) is
 measured whole by its own module and reported in the same table.
@@ -84,7 +84,14 @@ def _distill_cases(cfg: BenchConfig, s: Settings, baselines: ModuleType) -> Iter
         yield distill_case(cfg.batch_224, s, baselines)
 
 
-_GROUP_CASES = {"backbone": _backbone_cases, "segmenter": _segmenter_cases, "distill": _distill_cases}
+def _detection_cases(cfg: BenchConfig, s: Settings, baselines: ModuleType) -> Iterable[Case]:
+    from unip_hub.benchmark.detection import detection_cases  # torchvision's detectors (unip_hub.benchmark.detection)
+
+    yield from detection_cases(cfg, s)
+
+
+_GROUP_CASES = {"backbone": _backbone_cases, "segmenter": _segmenter_cases, "distill": _distill_cases,
+                "detection": _detection_cases}
 
 
 def build_cases(cfg: BenchConfig, baselines: ModuleType) -> Iterable[Case]:
@@ -127,7 +134,7 @@ def _variant_figures(case: Case, name: str, flops: int, timings: Timings, cfg: B
 def _ort_profiles(case: Case, cfg: BenchConfig) -> dict[str, list[dict[str, Any]]]:
     """Kernel time per operator type of every ONNX Runtime variant's graph, on the input its session gets (a
     separate profiled session, after the timed rounds)."""
-    from unip_hub.runtime.profile import op_profile
+    from unip_hub.runtime.op_profile import op_profile
 
     out = {}
     for name, (runtime, x) in case.ort_sessions.items():
@@ -224,6 +231,10 @@ def run_benchmark(cfg: BenchConfig, out: str | os.PathLike | None = None, progre
                 print("  " + " | ".join(row), file=sys.stderr, flush=True)
         del case
     results += _video_results(cfg, progress)
+    if "geo" in cfg.groups:  # rasters segmented in processes of their own (unip_hub.benchmark.geo)
+        from unip_hub.benchmark.geo import geo_results
+
+        results += geo_results(cfg, progress)
     accuracy = _accuracy(cfg)
     if hasattr(os, "getloadavg"):
         info["load_average_end"] = list(os.getloadavg())

@@ -13,15 +13,17 @@ from unip_hub.checkpoints.convert import (
     detect_format,
     rename_layer_scale,
 )
-from unip_hub.checkpoints.load import LoadReport, load_state_dict_strict
 from unip_hub.checkpoints.provenance import DistillationRecord, record_from_args
 from unip_hub.checkpoints.read import CheckpointError, read_checkpoint, sha256sum
+from unip_hub.checkpoints.segmenter_files import SegmenterCheckpoint, save_segmenter_checkpoint
 from unip_hub.checkpoints.spec import infer_vit_spec
+from unip_hub.checkpoints.strict import LoadReport, load_state_dict_strict
 
 __all__ = [
     "CheckpointError",
     "DistillationRecord",
     "LoadReport",
+    "SegmenterCheckpoint",
     "backbone_state_dict",
     "checkpoint_filter_fn",
     "convert_mmseg_segmenter",
@@ -31,5 +33,6 @@ __all__ = [
     "read_checkpoint",
     "record_from_args",
     "rename_layer_scale",
+    "save_segmenter_checkpoint",
     "sha256sum",
 ]

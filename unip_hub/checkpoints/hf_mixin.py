@@ -2,7 +2,7 @@
 
 ``save_pretrained`` writes ``model.safetensors`` + ``config.json`` (the constructor arguments plus provenance)
 + a generated model card; ``from_pretrained`` reads them back and loads *strictly* through
-:func:`~unip_hub.checkpoints.load.load_state_dict_strict`; ``push_to_hub`` publishes the folder. Model classes
+:func:`~unip_hub.checkpoints.strict.load_state_dict_strict`; ``push_to_hub`` publishes the folder. Model classes
 inherit :class:`UnipHubMixin` and stay free of I/O: the reading, downloading and writing is done here and in
 ``huggingface_hub``. This module imports nothing from :mod:`unip_hub.models` (the models import it).
 """
@@ -61,8 +61,8 @@ class UnipHubMixin(
         strict: bool = True,
         **model_kwargs: Any,
     ):
-        from unip_hub.checkpoints.load import load_state_dict_strict
         from unip_hub.checkpoints.read import SAFETENSORS_NAME, read_checkpoint
+        from unip_hub.checkpoints.strict import load_state_dict_strict
 
         if not strict:
             raise ValueError("unip models always load strictly: a partial load would hide a wrong file")

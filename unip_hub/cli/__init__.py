@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 # One module per group of subcommands, in the order they appear in ``unip --help``.
-_COMMAND_MODULES = ("core", "segment", "analysis", "train", "distill", "bench")
+_COMMAND_MODULES = ("weights", "segment", "detect", "analysis", "train", "distill", "bench", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 
 
 def _cmd_attention_patterns(args: argparse.Namespace) -> int:
-    from unip_hub.analysis.report import attention_patterns_report
+    from unip_hub.analysis.pattern_report import attention_patterns_report
 
     attention_patterns_report(args.model, args.images, args.out, arch=args.arch, last_heads=args.last_heads,
                               img_size=args.img_size, max_images=args.max_images, batch_size=args.batch_size,

@@ -25,7 +25,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from unip_hub.hub.registry import describe_name
 
     if Path(args.name).exists():
-        from unip_hub.hub.convert import describe_checkpoint
+        from unip_hub.hub.hf_folders import describe_checkpoint
 
         info = describe_checkpoint(args.name)
     else:
@@ -35,7 +35,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from unip_hub.hub.convert import convert_to_hf_folder, describe_checkpoint
+    from unip_hub.hub.hf_folders import convert_to_hf_folder, describe_checkpoint
 
     out = convert_to_hf_folder(args.input, args.output, arch=args.arch, last_heads=args.last_heads)
     record = describe_checkpoint(out)["distillation"]

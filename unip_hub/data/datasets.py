@@ -30,6 +30,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from unip_hub.constants import IMAGE_EXTENSIONS, INPUT_EXTENSIONS
+from unip_hub.data.palette import make_palette
 from unip_hub.utils.files import list_files
 
 from .readers import read_label, read_thermal
@@ -52,19 +53,6 @@ PathLike = str | os.PathLike
 Pipeline = Callable[..., tuple[torch.Tensor, Any]]
 INFMIX_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 """The research code's InfMix file endings (any case); TIFF files are not part of the corpus."""
-
-
-def make_palette(num_classes: int) -> tuple[tuple[int, int, int], ...]:
-    """Distinct RGB colours, index 0 black: the bit-interleaved scheme of PASCAL VOC (unique up to 256)."""
-    palette = []
-    for index in range(num_classes):
-        r = g = b = 0
-        for bit in range(8):
-            r |= ((index >> (3 * bit)) & 1) << (7 - bit)
-            g |= ((index >> (3 * bit + 1)) & 1) << (7 - bit)
-            b |= ((index >> (3 * bit + 2)) & 1) << (7 - bit)
-        palette.append((r, g, b))
-    return tuple(palette)
 
 
 def _require(path: Path, what: str) -> Path:

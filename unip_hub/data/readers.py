@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from unip_hub.constants import HIGH_PERCENTILE, LOW_PERCENTILE, SEG_MEAN, SEG_STD
+from unip_hub.constants import HIGH_PERCENTILE, LOW_PERCENTILE
 from unip_hub.data.frame import Frame
 
 __all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "celsius_bounds", "celsius_levels", "frame_to_gray",
-           "gray_to_tensor", "narrow_to_8bit", "percentile_bounds", "read_frame", "read_label", "read_thermal",
+           "narrow_to_8bit", "percentile_bounds", "read_frame", "read_label", "read_thermal",
            "scale_to_uint8", "to_uint8"]
 
 ThermalSource = str | os.PathLike | np.ndarray | Image.Image
@@ -332,22 +332,3 @@ def read_label(source: str | os.PathLike | np.ndarray) -> np.ndarray:
     if array.min() >= 0 and array.max() <= 255:
         return array.astype(np.uint8)
     return array.astype(np.int64)
-
-
-def gray_to_tensor(gray: ThermalSource, mean: float | None = None, std: float | None = None, channels: int = 3):
-    """Turn an 8-bit gray frame into a normalised model input batch (gray copied to ``channels``).
-
-    Args:
-        gray: uint8 array ``(H, W)`` or anything :func:`read_thermal` accepts.
-        mean: Mean on the 0-255 scale; the segmentation value ``SEG_MEAN`` (96.9255) by default. For the
-            pre-training statistics pass ``PRETRAIN_MEAN * 255``.
-        std: Standard deviation on the 0-255 scale; ``SEG_STD`` (47.8976) by default.
-        channels: Input channels of the model.
-
-    Returns:
-        A float32 tensor of shape ``(1, channels, H, W)``.
-    """
-    from .transforms import normalize
-
-    mean, std = SEG_MEAN if mean is None else mean, SEG_STD if std is None else std
-    return normalize(read_thermal(gray), mean, std, channels).unsqueeze(0)  # (H, W) uint8 -> (1, C, H, W)

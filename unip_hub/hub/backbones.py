@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import nn
@@ -26,6 +26,7 @@ from unip_hub.checkpoints import (
     read_checkpoint,
     record_from_args,
 )
+from unip_hub.constants import VIT_SIZES
 from unip_hub.hub.registry import Weights, list_weights
 from unip_hub.hub.resolve import ResolvedWeights, resolve_weights
 from unip_hub.models.vit import ARCHS, UnipViT, build_vit
@@ -147,21 +148,20 @@ def create_backbone(
     return model
 
 
-def unip_vit_tiny(*, weights: WeightsArg = None, pretrained: bool = False, **kwargs: Any) -> UnipViT:
-    """UNIP ViT-T/16 (192 wide, 12 blocks, 3 heads)."""
-    return create_backbone("unip_vit_tiny", weights=weights, pretrained=pretrained, **kwargs)
+def _size_builder(arch: str) -> Callable[..., UnipViT]:
+    """The keyword-only builder named ``arch`` (one per :data:`~unip_hub.constants.VIT_SIZES` entry)."""
+    size = VIT_SIZES[arch]
+
+    def builder(*, weights: WeightsArg = None, pretrained: bool = False, **kwargs: Any) -> UnipViT:
+        return create_backbone(arch, weights=weights, pretrained=pretrained, **kwargs)
+
+    released = "" if list_weights(arch) else "; no weights were released for it"
+    builder.__name__ = builder.__qualname__ = arch
+    builder.__doc__ = (f"UNIP ViT-{size.letter}/16 ({size.embed_dim} wide, {size.depth} blocks, {size.num_heads} "
+                       f"heads){released}.")
+    return builder
 
 
-def unip_vit_small(*, weights: WeightsArg = None, pretrained: bool = False, **kwargs: Any) -> UnipViT:
-    """UNIP ViT-S/16 (384 wide, 12 blocks, 6 heads)."""
-    return create_backbone("unip_vit_small", weights=weights, pretrained=pretrained, **kwargs)
-
-
-def unip_vit_base(*, weights: WeightsArg = None, pretrained: bool = False, **kwargs: Any) -> UnipViT:
-    """UNIP ViT-B/16 (768 wide, 12 blocks, 12 heads)."""
-    return create_backbone("unip_vit_base", weights=weights, pretrained=pretrained, **kwargs)
-
-
-def unip_vit_large(*, weights: WeightsArg = None, pretrained: bool = False, **kwargs: Any) -> UnipViT:
-    """UNIP ViT-L/16 (1024 wide, 24 blocks, 16 heads); no weights were released for it."""
-    return create_backbone("unip_vit_large", weights=weights, pretrained=pretrained, **kwargs)
+BUILDERS: dict[str, Callable[..., UnipViT]] = {arch: _size_builder(arch) for arch in VIT_SIZES}
+"""``unip_vit_tiny`` ... ``unip_vit_large``: ``create_backbone`` of one size (module attributes too)."""
+globals().update(BUILDERS)

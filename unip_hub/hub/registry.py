@@ -12,6 +12,8 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 
+from unip_hub.constants import VIT_SIZES
+
 
 class Weights(Enum):
     """Released pre-training runs, named by teacher (dinov2's ``Weights`` enum)."""
@@ -86,9 +88,14 @@ def list_entries(arch: str | None = None) -> list[WeightsEntry]:
 
 def list_models() -> list[str]:
     """Names of the backbone architectures (with or without released weights)."""
-    from unip_hub.models.vit import ARCHS  # here, not at the top: timm's registration reads this module
+    return list(VIT_SIZES)
 
-    return list(ARCHS)
+
+def default_weights(arch: str) -> Weights | None:
+    """What the pretrained entry points of ``arch`` load by default: the MAE-L-distilled weights when released,
+    else the first released run, else ``None`` (no weights were released for ``arch``)."""
+    tags = {e.tag for e in list_entries(arch)}
+    return next((w for w in Weights if w.value in tags), None)  # Weights lists MAE_LARGE first
 
 
 def list_weights(arch: str | None = None) -> list[str]:
@@ -119,10 +126,8 @@ def find_entry_by_filename(filename: str) -> WeightsEntry | None:
 
 def describe_name(name: str) -> dict:
     """``unip info NAME``: an architecture's shape and released weights, or a released checkpoint's entry + URL."""
-    from unip_hub.models.vit import ARCHS
-
-    if name in ARCHS:
-        spec = ARCHS[name]
+    if name in VIT_SIZES:
+        spec = VIT_SIZES[name]
         return {"arch": name, "embed_dim": spec.embed_dim, "depth": spec.depth, "num_heads": spec.num_heads,
                 "weights": list_weights(name)}
     arch, _, tag = name.partition(".")

@@ -15,23 +15,23 @@ Segmenter checkpoints may or may not contain ``backbone.norm.*``; both load (the
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from torch import nn
 
 from unip_hub.checkpoints import CheckpointError, checkpoint_filter_fn, load_state_dict_strict
-from unip_hub.checkpoints.segmenter import SegmenterCheckpoint
-from unip_hub.constants import SLIDE_CROP
+from unip_hub.checkpoints.segmenter_files import SegmenterCheckpoint
+from unip_hub.constants import SEGMENTER_HEADS as HEADS
+from unip_hub.constants import SEGMENTER_NECKS as NECKS
+from unip_hub.constants import SLIDE_CROP, VIT_SIZES
 from unip_hub.heads import FCNHead, LinearHead, UPerHead
 from unip_hub.hub.backbones import WeightsArg, create_backbone
-from unip_hub.hub.registry import Weights
+from unip_hub.hub.registry import default_weights
 from unip_hub.models.segmenter import Segmenter
 from unip_hub.models.vit import ARCHS, arch_from_shape
 from unip_hub.necks import LastLayerFPN, MultiLayerFPN
 
-HEADS = ("upernet", "linear")
-NECKS = ("last", "multi")
 # The UNIP fine-tuning backbone (reference section 4): a trainable 32x32 position grid at the 512 crop, drop-path
 # 0.1, layer scale 1.0. The keyword defaults of create_segmenter and every adapter's backbone come from here. The
 # training crop is the sliding-window crop of the evaluation (mmseg's one crop_size).
@@ -141,7 +141,7 @@ def create_segmenter(
         weights: Backbone weights (registry tag, :class:`Weights`, path); their 14x14 position embedding is
             resized to the ``img_size`` grid and the layer-scale gammas start at ``init_values``.
         checkpoint: A segmenter checkpoint, ours or mmseg's (research code), loaded strictly; excludes ``weights``
-            (a path, or a :class:`~unip_hub.checkpoints.segmenter.SegmenterCheckpoint` already read).
+            (a path, or a :class:`~unip_hub.checkpoints.segmenter_files.SegmenterCheckpoint` already read).
         img_size: Crop size the trainable position embedding is stored at (512 -> 32x32).
         aux: Build the FCN auxiliary head; ``None`` = yes, or as in ``checkpoint`` (``False`` drops the file's).
         drop_path_rate: Stochastic depth of the backbone.
@@ -237,33 +237,29 @@ def load_segmenter(
                             neck=neck or meta.get("neck") or "last", checkpoint=checkpoint, **kwargs)
 
 
-def _upernet(arch: str, num_classes: int, pretrained: bool, weights: WeightsArg, **kwargs: Any) -> Segmenter:
-    if kwargs.get("checkpoint") is not None:
-        weights = None
-    return create_segmenter(arch, num_classes=num_classes, weights=weights if pretrained else None, **kwargs)
+def _upernet_entry(arch: str) -> Callable[..., Segmenter]:
+    """``unip_<letter>_upernet``: LL-FPN + UPerNet on ``arch``, its released backbone weights by default."""
+    letter, default = VIT_SIZES[arch].letter, default_weights(arch)
+
+    def entry(*, num_classes: int, pretrained: bool = default is not None, weights: WeightsArg = default,
+              **kwargs: Any) -> Segmenter:
+        if default is None and pretrained and weights is None:
+            raise ValueError(f"UNIP-{letter} has no released weights; use pretrained=False or pass "
+                             "weights=<path to your file>")
+        load = pretrained if default is not None else pretrained or weights is not None
+        if kwargs.get("checkpoint") is not None:  # a trained segmenter brings its backbone
+            load = False
+        return create_segmenter(arch, num_classes=num_classes, weights=weights if load else None, **kwargs)
+
+    entry.__name__ = entry.__qualname__ = f"unip_{letter.lower()}_upernet"
+    entry.__doc__ = (f"UNIP-{letter} + LL-FPN + UPerNet, backbone pre-trained (MAE-L teacher) by default."
+                     if default is not None else
+                     f"UNIP-{letter} + LL-FPN + UPerNet; no UNIP-{letter} weights were released, so pass "
+                     "``weights=<your file>`` to pre-train.")
+    return entry
 
 
-def unip_t_upernet(*, num_classes: int, pretrained: bool = True, weights: WeightsArg = Weights.MAE_LARGE,
-                   **kwargs: Any) -> Segmenter:
-    """UNIP-T + LL-FPN + UPerNet, backbone pre-trained (MAE-L teacher) by default."""
-    return _upernet("unip_vit_tiny", num_classes, pretrained, weights, **kwargs)
-
-
-def unip_s_upernet(*, num_classes: int, pretrained: bool = True, weights: WeightsArg = Weights.MAE_LARGE,
-                   **kwargs: Any) -> Segmenter:
-    """UNIP-S + LL-FPN + UPerNet, backbone pre-trained (MAE-L teacher) by default."""
-    return _upernet("unip_vit_small", num_classes, pretrained, weights, **kwargs)
-
-
-def unip_b_upernet(*, num_classes: int, pretrained: bool = True, weights: WeightsArg = Weights.MAE_LARGE,
-                   **kwargs: Any) -> Segmenter:
-    """UNIP-B + LL-FPN + UPerNet, backbone pre-trained (MAE-L teacher) by default."""
-    return _upernet("unip_vit_base", num_classes, pretrained, weights, **kwargs)
-
-
-def unip_l_upernet(*, num_classes: int, pretrained: bool = False, weights: WeightsArg = None,
-                   **kwargs: Any) -> Segmenter:
-    """UNIP-L + LL-FPN + UPerNet; no UNIP-L weights were released, so pass ``weights=<your file>`` to pre-train."""
-    if pretrained and weights is None:
-        raise ValueError("UNIP-L has no released weights; use pretrained=False or pass weights=<path to your file>")
-    return _upernet("unip_vit_large", num_classes, pretrained or weights is not None, weights, **kwargs)
+UPERNETS: dict[str, Callable[..., Segmenter]] = {
+    f"unip_{VIT_SIZES[arch].letter.lower()}_upernet": _upernet_entry(arch) for arch in VIT_SIZES}
+"""The torch.hub segmenters ``unip_t_upernet`` ... ``unip_l_upernet`` (module attributes too)."""
+globals().update(UPERNETS)

@@ -6,7 +6,7 @@ Sources understood by :func:`load_teacher` (also importable as ``load_vit``):
   weights are downloaded by timm when ``pretrained``).
 * a registry name: ``unip_vit_small.mae_large`` (released weights) or a bare architecture (its default weights).
 * a file or Hugging Face folder: read safely, converted by the function of its layout
-  (:mod:`unip_hub.checkpoints.teachers`), shapes inferred from the weights.
+  (:mod:`unip_hub.checkpoints.teacher_layouts`), shapes inferred from the weights.
 
 With ``layer=L`` the model is built with only ``L`` blocks and every weight up to that block must be in the file.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from unip_hub.checkpoints import read_checkpoint
 from unip_hub.checkpoints.read import CheckpointError
-from unip_hub.checkpoints.teachers import infer_vit_spec, load_teacher_state_dict, teacher_state_dict
+from unip_hub.checkpoints.teacher_layouts import infer_vit_spec, load_teacher_state_dict, teacher_state_dict
 from unip_hub.models.vit import ARCHS, UnipViT
 
 TIMM_PREFIX = "timm:"
@@ -57,7 +57,7 @@ def _check_layer(layer: int | None, depth: int, source: str) -> int:
 def _from_timm(name: str, layer: int | None, pretrained: bool) -> UnipViT:
     import timm
 
-    from unip_hub.checkpoints.teachers import convert_timm
+    from unip_hub.checkpoints.teacher_layouts import convert_timm
 
     net = timm.create_model(name, pretrained=pretrained, num_classes=0)
     if getattr(net, "cls_token", None) is None or not hasattr(net, "blocks"):
@@ -106,7 +106,7 @@ def load_teacher(source: str | os.PathLike, arch: str | None = None, layer: int 
         last_heads: Head count of the last block for distilled students (``"distilled"`` = recorded value); not
             allowed together with ``layer``.
         pretrained: For ``timm:`` names, download timm's weights (``False``: random, for tests).
-        fmt: Teacher file layout, see :data:`~unip_hub.checkpoints.teachers.TEACHER_FORMATS`, or ``"auto"``.
+        fmt: Teacher file layout, see :data:`~unip_hub.checkpoints.teacher_layouts.TEACHER_FORMATS`, or ``"auto"``.
         drop_dist_token: Accept distilled DeiT files by removing their distillation token.
 
     Raises:

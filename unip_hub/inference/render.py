@@ -13,7 +13,7 @@ import numpy as np
 def palette_array(num_classes: int, palette: Sequence[Sequence[int]] | None = None) -> np.ndarray:
     """(K, 3) uint8 colours: ``palette`` when given (a dataset's), else the PASCAL-VOC scheme (index 0 black)."""
     if palette is None:
-        from unip_hub.data.datasets import make_palette
+        from unip_hub.data.palette import make_palette
 
         palette = make_palette(num_classes)
     colours = np.asarray(palette, dtype=np.int64)

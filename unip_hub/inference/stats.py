@@ -23,7 +23,7 @@ import numpy as np
 
 from unip_hub.utils.atomic import write_text_atomic
 
-__all__ = ["CSV_FIELDS", "csv_rows", "region_stats", "stats_writers", "temperature_stats", "write_stats"]
+__all__ = ["CSV_FIELDS", "csv_rows", "stats_writers", "temperature_stats", "write_stats"]
 
 CSV_FIELDS = ("level", "id", "class", "name", "area", "min", "mean", "max", "p95", "centroid_y", "centroid_x",
               "y0", "x0", "y1", "x1", "hot")
@@ -168,13 +168,6 @@ def _regions(grouped: _Grouped, shape: tuple[int, int], min_area: int,
         out.append({"area": int(areas[i]), **{k: figures[k][j] for k in _FIGURES}, "centroid": centroids[j],
                     "bbox": boxes[j], "hot": hot_above is not None and top is not None and top > hot_above})
     return out, kept
-
-
-def region_stats(celsius: np.ndarray, class_mask: np.ndarray, min_area: int = 1,
-                 hot_above: float | None = None) -> list[dict[str, Any]]:
-    """The connected regions of one boolean ``class_mask`` (H, W) with their temperature figures."""
-    labels, count = _ndimage().label(class_mask, structure=_EIGHT_CONNECTED, output=np.int32)
-    return _regions(_Grouped.of(np.asarray(celsius), labels, count), labels.shape, min_area, hot_above)[0]
 
 
 def temperature_stats(celsius: np.ndarray, mask: np.ndarray, class_names: Sequence[str] | None = None,

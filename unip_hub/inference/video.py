@@ -11,6 +11,7 @@ Outputs, in ``OUT/<video name>/``, filled under a temporary name and renamed int
 ``overlay.mp4``, ``frames.csv`` (per frame: class and region temperatures when the input is radiometric, class
 areas otherwise) and, on request, ``masks/<frame>.png``. Ctrl-C (SIGINT) stops reading, finalises the video of
 the frames done (a playable file) and still moves the folder into place; the record says ``interrupted``.
+Other tasks (``unip detect``) run the same pipeline, :func:`process_video`, with their own model call and sink.
 """
 
 from __future__ import annotations
@@ -19,25 +20,22 @@ import csv
 import dataclasses
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from unip_hub.constants import INPUT_EXTENSIONS
-from unip_hub.data.radiometric import Frame, read_radiometric
+from unip_hub.data.radiometric import Frame
 from unip_hub.data.readers import celsius_bounds, celsius_levels
 from unip_hub.data.scaling import DEFAULT_SCALING, RunningBounds
+from unip_hub.data.video import VIDEO_EXTENSIONS, is_video, read_video_frames, require_av, video_fps
 from unip_hub.inference.stats import CSV_FIELDS
 from unip_hub.utils.atomic import atomic_dir
-from unip_hub.utils.files import list_files
 from unip_hub.utils.threads import Background, Worker
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoSettings", "is_video", "measure_video", "read_video_frames", "segment_video"]
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".seq")
+__all__ = ["VIDEO_EXTENSIONS", "VideoSettings", "is_video", "process_video", "read_video_frames", "segment_video"]
 
 
 @dataclasses.dataclass
@@ -78,92 +76,6 @@ class VideoSettings:
             raise ValueError(f"batch_size and max_frames must be >= 1, got {self.batch_size}, {self.max_frames}")
 
 
-def is_video(path: str | os.PathLike) -> bool:
-    """A video file by its extension."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
-# ----------------------------------------------------------------------------------------------- reading
-def _video_error(path: Path, error: BaseException) -> ValueError:
-    return ValueError(f"{path}: not a readable video ({type(error).__name__}: {error}); re-encode or re-copy it "
-                      "(a truncated download or an unfinished recording)")
-
-
-def _av() -> Any:
-    try:
-        import av
-    except ImportError as error:
-        raise RuntimeError("video needs PyAV: pip install 'unip[thermal]'") from error
-    return av
-
-
-def _decode(path: Path, calibration: Any) -> Iterator[Frame]:
-    av = _av()
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as error:
-        raise _video_error(path, error) from error
-    with container:
-        if not container.streams.video:
-            raise ValueError(f"{path}: not a readable video (no video stream found); re-copy or re-encode it")
-        stream = container.streams.video[0]
-        pix = stream.codec_context.pix_fmt or ""
-        fmt = "gray16le" if pix.startswith(("gray16", "gray12", "gray10")) else "gray"
-        declared, count, end = int(stream.frames or 0), 0, 0.0
-        step = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
-        try:
-            for count, picture in enumerate(container.decode(stream), start=1):
-                frame = read_radiometric(picture.to_ndarray(format=fmt), calibration)
-                frame.source = f"{path} frame {count - 1}"
-                end = (picture.time or 0.0) + step
-                yield frame
-        except av.error.FFmpegError as error:
-            raise _video_error(path, error) from error
-        length = container.duration / 1e6 if container.duration else 0.0  # what the header says, in seconds
-    if count == 0:
-        raise ValueError(f"{path}: no video frames (an empty or unfinished recording)")
-    if (declared and count < declared) or (step and length and end < length - 1.5 * step):
-        raise ValueError(f"{path}: truncated, the frames end at {end:.2f} s of {length:.2f} s ({count} decoded); "
-                         "re-copy the complete file")
-
-
-def read_video_frames(source: str | os.PathLike, calibration: Any = None) -> Iterator[Frame]:
-    """The frames of a video file or of a folder of frame files (sorted by name), as radiometric frames.
-
-    Raises:
-        ValueError: unreadable, truncated or empty video, or a folder without frames (one line, naming the file).
-    """
-    path = Path(source)
-    if path.is_dir():
-        files = list_files(path, INPUT_EXTENSIONS, recursive=False)
-        if not files:
-            raise ValueError(f"{path}: no frames ({', '.join(INPUT_EXTENSIONS)}) in the folder")
-        return (read_radiometric(f, calibration) for f in files)
-    if not path.is_file():
-        raise FileNotFoundError(f"input {path} does not exist")
-    if path.suffix.lower() == ".seq":  # FLIR SEQ: FFF frames through flirpy (pip install 'unip[seq]')
-        from unip_hub.data.seq import iter_seq_frames
-
-        return iter_seq_frames(path, calibration)
-    return _decode(path, calibration)
-
-
-def _video_fps(path: Path, frames: Iterable[Frame], default: float) -> float:
-    if path.is_dir():
-        return default
-    if path.suffix.lower() == ".seq":
-        return getattr(frames, "fps", None) or default  # the SEQ's own record (the file is read once)
-    av = _av()
-
-    try:
-        with av.open(str(path)) as container:
-            rate = container.streams.video[0].average_rate if container.streams.video else None
-    except (av.error.FFmpegError, OSError) as error:
-        raise _video_error(path, error) from error
-    return float(rate) if rate else default
-
-
 def _scaled_frames(frames: Iterable[Frame], running: RunningBounds, normalize: Callable[[np.ndarray], torch.Tensor]
                    ) -> Callable[[Callable[[Any], None]], None]:
     def produce(put: Callable[[Any], None]) -> None:
@@ -178,7 +90,7 @@ class _Encoder:
     """An H.264 (or ``codec``) stream of RGB frames; the size is fixed by the first frame (padded to even)."""
 
     def __init__(self, path: Path, fps: float, codec: str) -> None:
-        av = _av()
+        av = require_av()
         self.av, self.fps, self.codec = av, fps, codec
         self.container = av.open(str(path), "w")
         self.stream: Any = None
@@ -284,23 +196,67 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _run(predictor: Any, reader: Background, worker: Worker, options: Any, size: int, bar: Any) -> tuple[int, bool]:
-    """The model loop: batches from the reader, masks to the writer. Returns (frames done, interrupted)."""
-    from unip_hub.inference.images import index_image
-
+def _run(reader: Background, worker: Worker, infer: Callable[[torch.Tensor], Sequence[Any]], size: int, bar: Any
+         ) -> tuple[int, bool]:
+    """The model loop: batches from the reader, ``infer``'s per-frame results to the writer. Returns (frames done,
+    interrupted)."""
     done = 0
     try:
         for batch in _batches(reader.items(), size):
             x = torch.cat([x for _, _, x in batch])  # (B, C_in, H, W)
-            masks = predictor.predict_torch(x, options).numpy()  # (B, H, W)
-            masks = index_image(masks, predictor.num_classes)  # uint8 (<= 256 classes): cheaper to render and count
-            for (frame, gray, _), mask in zip(batch, masks):
-                worker.submit((frame, gray, mask))
+            for (frame, gray, _), result in zip(batch, infer(x)):
+                worker.submit((frame, gray, result))
             done += len(batch)
             bar.update(len(batch))
     except KeyboardInterrupt:
         return done, True
     return done, False
+
+
+def process_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.PathLike, settings: VideoSettings,
+                  infer: Callable[[torch.Tensor], Sequence[Any]], make_sink: Callable[[Path, float], Any],
+                  desc: str = "segment") -> dict[str, Any]:
+    """The video pipeline any task runs: decode + scale + ``predictor.to_tensor`` in a reader thread, ``infer`` on
+    batches in this thread, the task's sink (render, tabulate, encode) in the writer; ``OUT/<name>/`` filled under
+    a temporary name and moved into place (Ctrl-C: the frames done, finalised).
+
+    Args:
+        predictor: A :class:`~unip_hub.engine.predictor.BasePredictor` (its scaling, calibration, ``to_tensor``,
+            device).
+        source: Video file or folder of frame files.
+        out_dir: Parent of the output folder.
+        settings: Batch size, smoothing, frame limit, writer thread, progress.
+        infer: A batch (B, C_in, H, W) -> B per-frame results (segmentation: class maps).
+        make_sink: ``(folder, fps) -> sink``: ``sink((frame, gray, result))`` per frame, ``sink.close()`` at the end;
+            it writes ``overlay.mp4`` and ``frames.csv`` into ``folder``.
+        desc: Progress-bar label.
+
+    Returns:
+        ``{"input", "frames", "video", "stats", "interrupted"}``.
+    """
+    from tqdm.auto import tqdm
+
+    path = Path(source)
+    frames = read_video_frames(path, predictor.calibration)
+    fps = video_fps(path, frames, settings.fps)
+    frames = itertools.islice(frames, settings.max_frames)  # None: all
+    target = Path(out_dir) / (path.stem if path.is_file() else path.name)
+    with atomic_dir(target, overwrite=True) as tmp:
+        threaded = settings.writer_thread if settings.writer_thread is not None else predictor.device.type == "cuda"
+        worker = Worker(make_sink(tmp, fps), size=2 * settings.batch_size, background=threaded)
+        running = RunningBounds(predictor.scaling, settings.momentum)
+        reader = Background(_scaled_frames(frames, running, predictor.to_tensor), size=2 * settings.batch_size)
+        with tqdm(desc=f"{desc} {path.name}", unit="frame", disable=not settings.progress) as bar:
+            try:
+                done, interrupted = _run(reader, worker, infer, settings.batch_size, bar)
+            finally:
+                reader.close()
+                try:
+                    worker.close()
+                finally:
+                    worker.handle.close()  # finalises the video of the frames done, also when interrupted
+    return {"input": str(path), "frames": done, "video": str(target / "overlay.mp4"),
+            "stats": str(target / "frames.csv"), "interrupted": interrupted}
 
 
 def segment_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.PathLike, options: Any = None,
@@ -320,73 +276,14 @@ def segment_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.P
     Raises:
         ValueError: unreadable, truncated or empty input (one line naming the file; nothing is left behind).
     """
-    from tqdm.auto import tqdm
-
+    from unip_hub.inference.images import index_image
     from unip_hub.models.slide import InferenceOptions
 
     settings, options = settings or VideoSettings(), options or InferenceOptions()
-    path = Path(source)
-    frames = read_video_frames(path, predictor.calibration)
-    fps = _video_fps(path, frames, settings.fps)
-    frames = itertools.islice(frames, settings.max_frames)  # None: all
-    target = Path(out_dir) / (path.stem if path.is_file() else path.name)
-    with atomic_dir(target, overwrite=True) as tmp:
-        threaded = settings.writer_thread if settings.writer_thread is not None else predictor.device.type == "cuda"
-        worker = Worker(_Sink(tmp, fps, settings, predictor.segmenter), size=2 * settings.batch_size,
-                        background=threaded)
-        running = RunningBounds(predictor.scaling, settings.momentum)
-        reader = Background(_scaled_frames(frames, running, predictor.to_tensor), size=2 * settings.batch_size)
-        with tqdm(desc=f"segment {path.name}", unit="frame", disable=not settings.progress) as bar:
-            try:
-                done, interrupted = _run(predictor, reader, worker, options, settings.batch_size, bar)
-            finally:
-                reader.close()
-                try:
-                    worker.close()
-                finally:
-                    worker.handle.close()  # finalises the video of the frames done, also when interrupted
-    return {"input": str(path), "frames": done, "video": str(target / "overlay.mp4"),
-            "stats": str(target / "frames.csv"), "interrupted": interrupted}
 
+    def infer(x: torch.Tensor) -> np.ndarray:
+        masks = predictor.predict_torch(x, options).numpy()  # (B, H, W)
+        return index_image(masks, predictor.num_classes)  # uint8 (<= 256 classes): cheaper to render and count
 
-def measure_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.PathLike, options: Any = None,
-                  settings: VideoSettings | None = None, repeats: int = 2) -> dict[str, float]:
-    """End-to-end frames/s of :func:`segment_video` vs the model alone on the same frames, same run.
-
-    The model-only figure runs the predictor's model call on the already decoded, scaled and normalised frames in
-    the same batches (no decoding, scaling, rendering, statistics or encoding). After a warm-up of both (the model
-    call, and one end-to-end batch: the writer's imports and tables are made once per process), model-only and
-    end-to-end runs alternate (model-only first and last, ``repeats`` end-to-end runs between), so a machine whose
-    load drifts biases neither side; each side's rate is pooled over its runs. ``ratio`` = end-to-end / model-only
-    (the issue's target: >= 0.9, the I/O hidden behind the model).
-    """
-    import time
-
-    from unip_hub.models.slide import InferenceOptions
-
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    settings, options = settings or VideoSettings(progress=False), options or InferenceOptions()
-    running = RunningBounds(predictor.scaling, settings.momentum)
-    frames = itertools.islice(read_video_frames(source, predictor.calibration), settings.max_frames)
-    grays = [running(frame) for frame in frames]
-    batches = [torch.cat([predictor.to_tensor(g) for g in batch]) for batch in _batches(grays, settings.batch_size)]
-
-    def model_only() -> float:
-        start = time.perf_counter()
-        for x in batches:
-            predictor.predict_torch(x, options)
-        return time.perf_counter() - start
-
-    predictor.logits_torch(batches[0], options)  # warm-ups
-    segment_video(predictor, source, out_dir, options, dataclasses.replace(settings, max_frames=settings.batch_size))
-    model_s, e2e_s, e2e_frames = [model_only()], [], 0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        e2e_frames += segment_video(predictor, source, out_dir, options, settings)["frames"]
-        e2e_s.append(time.perf_counter() - start)
-        model_s.append(model_only())
-    model_fps, e2e_fps = len(model_s) * len(grays) / sum(model_s), e2e_frames / sum(e2e_s)
-    return {"frames": float(len(grays)), "model_fps": model_fps, "end_to_end_fps": e2e_fps,
-            "ratio": e2e_fps / model_fps, "repeats": float(repeats),
-            "model_fps_runs": [len(grays) / t for t in model_s], "end_to_end_fps_runs": [len(grays) / t for t in e2e_s]}
+    return process_video(predictor, source, out_dir, settings, infer,
+                         lambda folder, fps: _Sink(folder, fps, settings, predictor.segmenter))

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 import warnings
 
-__all__ = ["ADAPTERS", "install_hooks", "register_all"]
+__all__ = ["ADAPTERS", "install_hooks"]
 
 ADAPTERS: dict[str, str] = {
     "timm": "unip_hub.integrations.timm",
@@ -54,16 +53,3 @@ def install_hooks() -> None:
     for library in ADAPTERS:
         wrapt.register_post_import_hook(lambda _module, library=library: _register(library), library)
     _installed = True
-
-
-def register_all(force: bool = False) -> list[str]:
-    """Imports the adapters of the libraries already imported (or, with ``force``, of all installed ones).
-
-    Returns:
-        The adapter modules imported.
-    """
-    done = []
-    for library, adapter in ADAPTERS.items():
-        if library in sys.modules or (force and importlib.util.find_spec(library) is not None):
-            done.append(importlib.import_module(adapter).__name__)
-    return done

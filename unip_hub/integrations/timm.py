@@ -23,11 +23,12 @@ new layers (no UNIP neck weights were released): train them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from timm.models import generate_default_cfgs, register_model
 
-from unip_hub.constants import PRETRAIN_MEAN, PRETRAIN_STD
+from unip_hub.constants import PRETRAIN_MEAN, PRETRAIN_STD, VIT_SIZES
 
 __all__ = ["TIMM_NAMES"]  # + the entry points (timm's register_model appends them)
 
@@ -70,34 +71,25 @@ def _create(variant: str, pretrained: bool, **kwargs: Any) -> Any:
     return create(variant, TIMM_NAMES[variant], pretrained, **kwargs)
 
 
-def unip_vit_tiny_patch16_224(pretrained: bool = False, **kwargs: Any) -> Any:
-    """UNIP ViT-T/16 (192 wide, 12 blocks, 3 heads)."""
-    return _create("unip_vit_tiny_patch16_224", pretrained, **kwargs)
+def _entry_point(arch: str) -> Callable[..., Any]:
+    """timm's ``<arch>_patch16_224`` (one per :data:`~unip_hub.constants.VIT_SIZES` entry)."""
+    size, variant = VIT_SIZES[arch], arch + _SUFFIX
+
+    def entry(pretrained: bool = False, **kwargs: Any) -> Any:
+        return _create(variant, pretrained, **kwargs)
+
+    entry.__name__ = entry.__qualname__ = variant
+    entry.__doc__ = f"UNIP ViT-{size.letter}/16 ({size.embed_dim} wide, {size.depth} blocks, {size.num_heads} heads)."
+    return entry
 
 
-def unip_vit_small_patch16_224(pretrained: bool = False, **kwargs: Any) -> Any:
-    """UNIP ViT-S/16 (384 wide, 12 blocks, 6 heads)."""
-    return _create("unip_vit_small_patch16_224", pretrained, **kwargs)
-
-
-def unip_vit_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> Any:
-    """UNIP ViT-B/16 (768 wide, 12 blocks, 12 heads)."""
-    return _create("unip_vit_base_patch16_224", pretrained, **kwargs)
-
-
-def unip_vit_large_patch16_224(pretrained: bool = False, **kwargs: Any) -> Any:
-    """UNIP ViT-L/16 (1024 wide, 24 blocks, 16 heads); no weights were released for it."""
-    return _create("unip_vit_large_patch16_224", pretrained, **kwargs)
-
-
-_ENTRYPOINTS = (unip_vit_tiny_patch16_224, unip_vit_small_patch16_224, unip_vit_base_patch16_224,
-                unip_vit_large_patch16_224)
+_ENTRYPOINTS = tuple(_entry_point(arch) for arch in VIT_SIZES)
 TIMM_NAMES: dict[str, str] = {fn.__name__: fn.__name__.removesuffix(_SUFFIX) for fn in _ENTRYPOINTS}
-"""timm model name -> package architecture (one entry point per ``unip_hub.models.ARCHS`` size; a test checks)."""
+"""timm model name -> package architecture."""
 
 default_cfgs = _default_cfgs(list(TIMM_NAMES.values()))
 for _fn in _ENTRYPOINTS:
-    register_model(_fn)
+    globals()[_fn.__name__] = register_model(_fn)
 
 
 def __getattr__(name: str) -> Any:

@@ -352,7 +352,7 @@ def upernet_from_checkpoint(checkpoint: str | os.PathLike, *, arch: str | None =
     from transformers import UperNetForSemanticSegmentation
 
     from unip_hub.checkpoints import checkpoint_filter_fn, load_state_dict_strict
-    from unip_hub.checkpoints.segmenter import SegmenterCheckpoint
+    from unip_hub.checkpoints.segmenter_files import SegmenterCheckpoint
 
     ckpt = SegmenterCheckpoint.read(checkpoint)
     sd, meta, found = ckpt.state_dict, ckpt.meta, ckpt.found

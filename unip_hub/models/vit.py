@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from unip_hub.checkpoints.hf_mixin import UnipHubMixin
 from unip_hub.compat import feature_take_indices
+from unip_hub.constants import VIT_SIZES
 from unip_hub.layers import Block, PatchEmbed, resize_pos_embed, sincos_pos_embed_2d
 
 # torch.fx records the position-table lookup as one call (its grid is symbolic while tracing, the fixed table a
@@ -33,12 +34,7 @@ class ArchSpec:
     num_heads: int
 
 
-ARCHS: dict[str, ArchSpec] = {
-    "unip_vit_tiny": ArchSpec(192, 12, 3),
-    "unip_vit_small": ArchSpec(384, 12, 6),
-    "unip_vit_base": ArchSpec(768, 12, 12),
-    "unip_vit_large": ArchSpec(1024, 24, 16),
-}
+ARCHS: dict[str, ArchSpec] = {name: ArchSpec(s.embed_dim, s.depth, s.num_heads) for name, s in VIT_SIZES.items()}
 
 
 def arch_from_shape(embed_dim: int | None, depth: int | None = None) -> str | None:

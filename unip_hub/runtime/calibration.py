@@ -1,7 +1,7 @@
 """Calibration frames of an int8 build: thermal images, normalised as the model sees them.
 
 The same frames set the activation ranges of the statically quantised convolutions and are the frames on which
-the quantised model must agree with fp32 torch before it is accepted (:mod:`unip_hub.runtime.accuracy`). Given
+the quantised model must agree with fp32 torch before it is accepted (:mod:`unip_hub.runtime.agreement`). Given
 files (any format of :func:`unip_hub.data.read_thermal`) or, by default, synthetic LWIR street scenes
 (:func:`unip_hub.data.synthetic.make_scene`), which also carry labels for an mIoU.
 """

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from unip_hub.constants import PRECISIONS, RUNTIMES
-from unip_hub.runtime.accuracy import DEFAULT_MIN_AGREEMENT, check_agreement, compare_outputs
+from unip_hub.runtime.agreement import DEFAULT_MIN_AGREEMENT, check_agreement, compare_outputs
 from unip_hub.runtime.build import EXAMPLE_SIZES, build_fp32, build_int8, model_kind
 from unip_hub.runtime.cache import CacheEntry, default_cache_dir, weights_sha256
 from unip_hub.runtime.calibration import CalibrationSet, calibration_set

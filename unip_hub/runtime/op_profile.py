@@ -1,6 +1,6 @@
 """Where an ONNX Runtime graph spends its time: kernel time per operator type, from ONNX Runtime's own profiler.
 
->>> from unip_hub.runtime.profile import op_profile
+>>> from unip_hub.runtime.op_profile import op_profile
 >>> ops = op_profile("model.onnx", x, runs=5)        # x: float32 (B, C_in, H, W)
 >>> ops[0]                                            # the costliest operator type first
 OpTime(op='Gemm', ms_per_run=132.9, share=0.604, nodes=48)

@@ -120,11 +120,14 @@ class StepContext:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """A tensor, or the tensors of a tuple / list, moved to ``device`` (non-blocking from pinned memory)."""
+    """A tensor, or the tensors of (nested) tuples / lists / dicts (detection targets), moved to ``device``
+    (non-blocking from pinned memory); anything else unchanged."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, (tuple, list)):
         return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
     return batch
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from unip_hub.train.core import StepContext, train_one_epoch
+from unip_hub.train.core import LossFn, StepContext, train_one_epoch
 from unip_hub.train.dist import all_reduce_mean, is_main_process
 from unip_hub.train.lr import poly_lr
 
@@ -70,11 +70,13 @@ class ResumableBatchSampler(Sampler[list[int]]):
 
 
 def batch_stream(dataset: Dataset, sampler: ResumableBatchSampler, start_iteration: int, num_workers: int = 0,
-                 pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                 pin_memory: bool = False, collate_fn: Callable[[list[Any]], Any] | None = None
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless batches continuing from ``start_iteration``: the same batches an uninterrupted run would see.
 
     The dataset's ``set_epoch`` (seeded augmentation) follows the sampler's epoch. The loader gets its own
-    generator, so iterating it never consumes the global torch RNG (which drop-path uses).
+    generator, so iterating it never consumes the global torch RNG (which drop-path uses). ``collate_fn`` makes
+    the batch (default: stacked tensors; detection: lists of images and targets).
     """
     per_epoch = len(sampler)
     epoch, start = divmod(start_iteration, per_epoch)
@@ -83,7 +85,7 @@ def batch_stream(dataset: Dataset, sampler: ResumableBatchSampler, start_iterati
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                            generator=torch.Generator().manual_seed(epoch))
+                            generator=torch.Generator().manual_seed(epoch), collate_fn=collate_fn)
         yield from loader
         epoch, start = epoch + 1, 0
 
@@ -134,6 +136,11 @@ class LoopSettings:
     stop_after: int | None = None  # leave the loop after this iteration (time-boxed jobs, resume tests)
     progress: bool = True
     history: list[dict[str, float]] = field(default_factory=list)
+    lr_at: Callable[[int], float] | None = None  # base lr of a 0-based iteration; None: poly decay (segmentation)
+
+    def lr(self, it: int) -> float:
+        """The base learning rate of iteration ``it`` (0-based)."""
+        return self.lr_at(it) if self.lr_at is not None else poly_lr(it, self.total, self.base_lr, self.warmup)
 
     def next_stop(self, it: int, last: int) -> int:
         """The iteration after ``it`` at which to evaluate or stop."""
@@ -167,16 +174,18 @@ class _LogWindow:
 
 def train_loop(
     ctx: StepContext,
-    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    batches: Iterator[Any],
     settings: LoopSettings,
-    loss_fn: SegLoss | None = None,
+    loss_fn: LossFn | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
     on_eval: Callable[[int], Any] | None = None,
     on_stop: Callable[[int], Any] | None = None,
 ) -> list[dict[str, float]]:
     """Runs iterations ``settings.start + 1 .. settings.total`` (1-based counts of finished iterations).
 
-    The lr of iteration ``i`` (0-based) is :func:`~unip_hub.train.lr.poly_lr` ``(i, total, base_lr, warmup)``.
+    The lr of iteration ``i`` (0-based) is ``settings.lr(i)``: :func:`~unip_hub.train.lr.poly_lr`
+    ``(i, total, base_lr, warmup)`` unless ``settings.lr_at`` says otherwise. ``loss_fn`` is any
+    :data:`~unip_hub.train.core.LossFn` (default :class:`SegLoss`).
     Every ``log_interval`` iterations the mean losses (averaged over processes) go to ``on_log``; every
     ``eval_interval`` iterations and at the end ``on_eval(iteration)`` runs (evaluation and checkpoints). A run
     cut short by ``stop_after`` calls ``on_stop(iteration)`` instead (save a checkpoint to resume from).
@@ -203,7 +212,7 @@ def train_loop(
         while it < last:
             end = s.next_stop(it, last)
             train_one_epoch(ctx, loss_fn, batches, end - it,
-                            lambda k, i=it: poly_lr(i + k, s.total, s.base_lr, s.warmup),
+                            lambda k, i=it: s.lr(i + k),
                             on_step=lambda k, parts, i=it: record(i + k + 1, parts))
             it = end
             if on_eval is not None and ((s.eval_interval and it % s.eval_interval == 0) or it == s.total):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unip_hub.constants import INPUT_SCALING, PATCH_SIZE, SLIDE_CROP
+from unip_hub.constants import INPUT_SCALING, PATCH_SIZE, SEGMENTER_HEADS, SEGMENTER_NECKS, SLIDE_CROP, VIT_SIZES
 from unip_hub.data.presets import DATASETS, get_preset
 from unip_hub.data.scaling import InputScaling
 
@@ -40,13 +40,12 @@ class FinetuneConfig:
     classes: str | None = _opt(None, "folder datasets: comma-separated class names or a file with one per line")
     train_split: str = _opt("train", "training split (default train)")
     test_split: str = _opt("test", "evaluation split (default test)")
-    arch: str = _opt("unip_vit_small", "backbone: unip_vit_tiny | unip_vit_small (default) | unip_vit_base | "
-                     "unip_vit_large")
+    arch: str = _opt("unip_vit_small", "backbone (default unip_vit_small)", choices=tuple(VIT_SIZES))
     weights: str | None = _opt(None, "pre-trained backbone: registry tag (mae_large, ibot_large) or a file; "
                                "default random init")
     head: str | None = _opt(None, "decode head (default upernet; linear with --linear-probe)",
-                            choices=("upernet", "linear"))
-    neck: str = _opt("last", "LL-FPN on the last block (default) or blocks 4/6/8/12", choices=("last", "multi"))
+                            choices=SEGMENTER_HEADS)
+    neck: str = _opt("last", "LL-FPN on the last block (default) or blocks 4/6/8/12", choices=SEGMENTER_NECKS)
     linear_probe: bool = _opt(False, "freeze the backbone (linear probing)", action="store_true")
     aux_weight: float = _opt(0.4, "weight of the auxiliary FCN loss (default 0.4)")
     drop_path: float = _opt(0.1, "stochastic depth rate (default 0.1)")

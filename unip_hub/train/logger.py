@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from unip_hub.utils.atomic import write_text_atomic
@@ -31,21 +32,23 @@ class RunLogger:
         start_iteration: Iteration the run (re)starts from; later rows of an existing log are dropped.
         tensorboard: Also write TensorBoard events.
         enabled: False on non-main processes (then every method is a no-op).
+        fields: The CSV columns (default :data:`FIELDS`, segmentation's; detection has its own).
     """
 
     def __init__(self, out_dir: str | Path, start_iteration: int = 0, tensorboard: bool = True,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, fields: Sequence[str] = FIELDS) -> None:
         self.path = Path(out_dir) / "log.csv"
         self.enabled = enabled
+        self.fields = tuple(fields)
         self.writer = None
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = [r for r in read_log(self.path) if int(r["iteration"]) <= start_iteration] if self.path.exists() else []
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=FIELDS)
+        w = csv.DictWriter(buf, fieldnames=self.fields)
         w.writeheader()
-        w.writerows({k: r.get(k, "") for k in FIELDS} for r in kept)
+        w.writerows({k: r.get(k, "") for k in self.fields} for r in kept)
         write_text_atomic(buf.getvalue(), self.path)
         if tensorboard:
             try:
@@ -60,11 +63,11 @@ class RunLogger:
         """Adds one row (``kind`` ``train`` or ``eval``) and its scalars."""
         if not self.enabled:
             return
-        values = {k: float(v) for k, v in values.items() if k in FIELDS and isinstance(v, (int, float))}
+        values = {k: float(v) for k, v in values.items() if k in self.fields and isinstance(v, (int, float))}
         row = {"iteration": iteration, "kind": kind}
         row.update({k: f"{v:.6g}" for k, v in values.items()})
         with open(self.path, "a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=FIELDS).writerow({k: row.get(k, "") for k in FIELDS})
+            csv.DictWriter(f, fieldnames=self.fields).writerow({k: row.get(k, "") for k in self.fields})
         if self.writer is not None:
             for k, v in values.items():
                 self.writer.add_scalar(f"{kind}/{k}", v, iteration)

@@ -1,12 +1,13 @@
 """Learning-rate schedules as pure functions of the iteration (MAE's ``lr_sched``, mmcv's ``PolyLrUpdaterHook``).
 
-Both return the base learning rate at an iteration; the per-group ``lr_scale`` of layer-wise decay is applied by the
+All return the base learning rate at an iteration; the per-group ``lr_scale`` of layer-wise decay is applied by the
 caller (:func:`set_lr`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -54,6 +55,30 @@ def cosine_lr(it: float, total: int, base: float, warmup: int, min_lr: float = 0
     span = max(total - warmup, 1e-12)
     progress = min((it - warmup) / span, 1.0)
     return min_lr + (base - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def multistep_lr(it: float, total: int, base: float, warmup: int, steps: Sequence[float] = (2 / 3, 11 / 12),
+                 gamma: float = 0.1, warmup_factor: float = 0.001) -> float:
+    """Step decay with a linear warm-up (detectron2's ``MultiStepParamScheduler`` + ``WarmupParamScheduler``, the
+    ViTDet detection schedule).
+
+    Args:
+        it: Current iteration, 0-based.
+        total: Total iterations.
+        base: Peak learning rate.
+        warmup: Warm-up iterations: the rate grows linearly from ``warmup_factor * base`` at ``it = 0``.
+        steps: Fractions of ``total`` at which the rate is multiplied by ``gamma`` (the reference: iterations
+            35,448 and 48,741 of 53,172).
+        gamma: Factor of each step.
+        warmup_factor: Starting fraction of the rate.
+    """
+    if total <= 0:
+        raise ValueError(f"total iterations must be positive, got {total}")
+    lr = base * gamma ** sum(it >= round(f * total) for f in steps)
+    if it < warmup:
+        alpha = it / warmup
+        lr *= warmup_factor * (1 - alpha) + alpha
+    return lr
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

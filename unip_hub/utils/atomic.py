@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_path", "save_torch_atomic", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_dir", "atomic_path", "save_torch_atomic", "write_text_atomic"]
 
 
 def _fsync(path: Path) -> None:
@@ -59,13 +59,6 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
-    """Writes ``data`` to ``path`` atomically and returns the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:

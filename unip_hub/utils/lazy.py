@@ -11,7 +11,12 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["lazy_attributes"]
+__all__ = ["exported_names", "lazy_attributes"]
+
+
+def exported_names(exports: Mapping[str, Iterable[str]], *extra: str) -> list[str]:
+    """A lazy package's ``__all__``: every name of ``exports`` (and ``extra``), sorted; the one list of them."""
+    return sorted({*extra, *(name for names in exports.values() for name in names)})
 
 
 def lazy_attributes(
@@ -25,7 +30,8 @@ def lazy_attributes(
         aliases: Public name -> absolute name of a module exposed as an attribute (e.g. ``unip_hub.detection``).
 
     Example:
-        >>> __getattr__, __dir__ = lazy_attributes(__name__, {"unip_hub.runtime.load": ("load_runtime", "RUNTIMES")})
+        >>> lazy = {"unip_hub.runtime.dispatch": ("load_runtime", "RUNTIMES")}
+        >>> __getattr__, __dir__ = lazy_attributes(__name__, lazy)
     """
     aliases = dict(aliases or {})
     where = {name: module for module, names in exports.items() for name in names}

@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from unip_hub.checkpoints.convert import rename_layer_scale
-from unip_hub.checkpoints.load import LoadReport, load_state_dict_strict
 from unip_hub.checkpoints.read import CheckpointError
 from unip_hub.checkpoints.spec import infer_vit_spec
+from unip_hub.checkpoints.strict import LoadReport, load_state_dict_strict
 
 __all__ = ["TEACHER_FORMATS", "convert_deit", "convert_dino", "convert_ibot", "convert_mae", "convert_timm",
            "convert_unip", "detect_teacher_format", "infer_vit_spec", "load_teacher_state_dict", "teacher_state_dict"]
@@ -125,7 +125,7 @@ def convert_timm(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if odd:
         raise CheckpointError(f"this timm ViT has parts the UNIP ViT lacks ({', '.join(odd[:6])}): register tokens, "
                               "qk-norm, pre-norm or attention pooling cannot be converted. Profile it directly with "
-                              "unip_hub.analysis.attention_profile (it hooks timm's attention)")
+                              "unip_hub.analysis.layer_patterns (it hooks timm's attention)")
     return {k: v for k, v in _rename_layer_scale(sd).items() if not k.startswith(("head.", "fc_norm."))}
 
 

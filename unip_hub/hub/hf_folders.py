@@ -59,7 +59,7 @@ def describe_checkpoint(src: str | os.PathLike) -> dict[str, Any]:
     info = {"file": str(src), **spec, "arch": arch_from_shape(spec["embed_dim"], spec["depth"]),
             "distillation": record.to_dict() if record else None}
     if any(str(k).removeprefix("module.").startswith("decode_head.") for k in _state_keys(obj)):
-        from unip_hub.checkpoints.segmenter import SegmenterCheckpoint
+        from unip_hub.checkpoints.segmenter_files import SegmenterCheckpoint
         from unip_hub.constants import INPUT_SCALING
 
         meta = SegmenterCheckpoint.read(src, obj).meta  # a segmenter (the file read once): its input scaling
