@@ -18,3 +18,11 @@ from unip_hub.inference.slide import InferenceOptions, slide_logits, window_boxe
 __all__ = ["InferenceOptions", "Predictor", "SegmentSettings", "colorize", "compile_for_inference", "list_inputs",
            "overlay", "palette_array", "predict", "segment_files", "segment_inputs", "segment_paths", "slide_logits",
            "window_boxes", "write_png_atomic"]
+
+# georeferenced rasters (unip_hub.geo, the geo extra): imported on first use
+from unip_hub.utils.lazy import lazy_attributes
+
+__all__ += ["GeoSettings", "RasterResult", "is_georeferenced", "segment_raster"]
+__getattr__, __dir__ = lazy_attributes(__name__, {"unip_hub.geo.segment": ("GeoSettings", "RasterResult",
+                                                                           "segment_raster"),
+                                                  "unip_hub.geo.raster": ("is_georeferenced",)})
