@@ -9,7 +9,9 @@ import sys
 
 from unip_hub.cli.common import add_counts_argument, add_runtime_arguments, runtime_options
 from unip_hub.constants import OUTPUT_KINDS as KINDS
-from unip_hub.constants import SLIDE_CROP, SLIDE_STRIDE
+from unip_hub.constants import SEGMENTER_HEADS, SEGMENTER_NECKS, SLIDE_CROP, SLIDE_STRIDE
+from unip_hub.geo.cli import add_geo_arguments, geo_settings
+from unip_hub.scale.ray import add_engine_arguments
 
 
 def _settings(args: argparse.Namespace) -> tuple:
@@ -46,12 +48,17 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     from unip_hub.inference.outputs import segment_paths
 
     settings, predictor_options, video = _settings(args)
+    options = {"mode": args.mode, "crop_size": args.crop_size, "stride": args.stride,
+               "batch_windows": args.batch_windows, "scale": tuple(args.scale) if args.scale else None}
+    if args.engine == "ray":
+        from unip_hub.scale.ray import segment_command
+
+        model, records = segment_command(args, settings, predictor_options, options)
+        return _report(args, model, records)
     load = {"arch": args.arch, "num_classes": args.num_classes, "head": args.head, "neck": args.neck}
     model, records = segment_paths(
         args.model, args.inputs, args.out, load, args.device, settings, predictor_options, video,
-        runtime_options(args), folders_as_video=args.video, mode=args.mode,
-        crop_size=args.crop_size, stride=args.stride, batch_windows=args.batch_windows,
-        scale=tuple(args.scale) if args.scale else None)
+        runtime_options(args), folders_as_video=args.video, geo=geo_settings(args), **options)
     return _report(args, model, records)
 
 
@@ -98,8 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default=None, help="backbone (unip_vit_tiny/small/base/large) when the file does not "
                    "say it")
     p.add_argument("--num-classes", type=int, default=None, help="number of classes when the file does not say it")
-    p.add_argument("--head", choices=("upernet", "linear"), default=None, help="default: read from the file")
-    p.add_argument("--neck", choices=("last", "multi"), default=None,
+    p.add_argument("--head", choices=SEGMENTER_HEADS, default=None, help="default: read from the file")
+    p.add_argument("--neck", choices=SEGMENTER_NECKS, default=None,
                    help="default: the file's meta, else 'last' (LL-FPN; mmseg files cannot tell)")
     p.add_argument("--mode", choices=("whole", "slide"), default="slide",
                    help="whole image in one pass, or 512x512 sliding windows as in UNIP's evaluation (default)")
@@ -115,4 +122,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON record per input")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_thermal_options(p)
+    add_geo_arguments(p)
+    add_engine_arguments(p)
     p.set_defaults(func=_cmd_segment)

@@ -94,6 +94,7 @@ def segment_files(
     out_dir: str | os.PathLike,
     settings: SegmentSettings | None = None,
     predictor: Any = None,
+    names: Sequence[str] | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Segments every image under ``inputs`` with ``model`` (a :class:`~unip_hub.models.segmenter.Segmenter`).
@@ -106,6 +107,8 @@ def segment_files(
         settings: Outputs, overlay opacity, progress bar, statistics settings.
         predictor: A :class:`~unip_hub.inference.Predictor` to use (another runtime, scaling or calibration);
             ``Predictor(model)`` if None.
+        names: Output names of ``inputs`` when the caller listed them already
+            (:func:`~unip_hub.engine.outputs.list_inputs`); ``inputs`` are then files.
         **options: :class:`~unip_hub.models.slide.InferenceOptions` fields (``mode``, ``crop_size``, ``stride``,
             ``batch_windows``, ``scale``).
 
@@ -127,15 +130,17 @@ def segment_files(
         plan, stats = output_plan(model, prepared.frame, prepared.gray, mask, Path(out_dir), name, settings, colours)
         return plan, ({"hotspots": stats["hotspots"]} if stats else {})
 
-    return run_files(predictor, inputs, plan_for, progress=settings.progress, desc="segment")
+    return run_files(predictor, inputs, plan_for, progress=settings.progress, desc="segment", names=names)
 
 
 def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                    settings: SegmentSettings | None = None, predictor: Any = None, video: Any = None,
-                   folders_as_video: bool | None = None, **options: Any) -> list[dict[str, Any]]:
+                   folders_as_video: bool | None = None, geo: Any = None, **options: Any) -> list[dict[str, Any]]:
     """Images through :func:`segment_files`, video files (and, with ``folders_as_video``, folders as frame
-    sequences) through :func:`unip_hub.inference.video.segment_video` with the ``video`` settings; one record per
-    image or video. ``folders_as_video`` defaults to whether ``video`` settings are given."""
+    sequences) through :func:`unip_hub.inference.video.segment_video` with the ``video`` settings, georeferenced
+    rasters (with ``unip[geo]`` installed) through :func:`unip_hub.geo.segment_raster_files` with the ``geo``
+    settings; one record per image, video or raster. ``folders_as_video`` defaults to whether ``video`` settings
+    are given."""
     from unip_hub.inference.predictor import Predictor
     from unip_hub.inference.video import VideoSettings, is_video, segment_video
     from unip_hub.models.slide import InferenceOptions
@@ -147,7 +152,13 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
     sequences = video is not None if folders_as_video is None else folders_as_video
     videos = [p for p in inputs if is_video(p) or (sequences and Path(p).is_dir())]
     images = [p for p in inputs if p not in videos]
+    rasters = _georeferenced(images)
+    images = [p for p in images if p not in rasters]
     records = segment_files(model, images, out_dir, settings, predictor, **options) if images else []
+    if rasters:
+        from unip_hub.geo.segment import segment_raster_files
+
+        records += segment_raster_files(predictor, rasters, out_dir, geo)
     for source in videos:
         try:
             records.append(segment_video(predictor, source, out_dir, inference, video or default_video))
@@ -156,11 +167,18 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
     return records
 
 
+def _georeferenced(inputs: Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """The raster files among ``inputs`` that carry a CRS or geotransform (none without ``unip[geo]``)."""
+    from unip_hub.geo.raster import is_georeferenced
+
+    return [p for p in inputs if is_georeferenced(p)]
+
+
 def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                   load: dict[str, Any] | None = None, device: str = "cpu", settings: SegmentSettings | None = None,
                   predictor_options: dict[str, Any] | None = None, video: Any = None,
                   runtime_options: dict[str, Any] | None = None, folders_as_video: bool | None = None,
-                  **options: Any) -> tuple[Any, list[dict[str, Any]]]:
+                  geo: Any = None, **options: Any) -> tuple[Any, list[dict[str, Any]]]:
     """``unip segment``: loads a segmenter checkpoint and runs :func:`segment_inputs`.
 
     Args:
@@ -178,6 +196,7 @@ def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathL
             checkpoint's folder; ONNX Runtime fp32 defaults to ``static_shape="auto"`` (a static-shape graph for
             every input shape that repeats: slide windows, video frames).
         folders_as_video: Read folders as frame sequences (default: when ``video`` settings are given).
+        geo: :class:`~unip_hub.geo.GeoSettings` of georeferenced rasters (tiles, bands, nodata, polygons).
         **options: :class:`~unip_hub.models.slide.InferenceOptions` fields.
 
     Returns:
@@ -198,4 +217,4 @@ def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathL
         runtime = load_runtime(model, **{"static_shape": static, **runtime_options}, checkpoint=model_path,
                                progress=True)
     predictor = Predictor(model, **(predictor_options or {}), runtime=runtime)
-    return model, segment_inputs(model, inputs, out_dir, settings, predictor, video, folders_as_video, **options)
+    return model, segment_inputs(model, inputs, out_dir, settings, predictor, video, folders_as_video, geo, **options)
