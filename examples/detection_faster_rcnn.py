@@ -16,7 +16,7 @@ from torchvision.models.detection import FasterRCNN, MaskRCNN
 
 from unip_hub.data.instances import instances_from_label
 from unip_hub.data.synthetic import SYNTHETIC_CLASSES, make_scene
-from unip_hub.integrations.detection import IMAGE_MEAN, IMAGE_STD, build_backbone
+from unip_hub.integrations.torchvision import IMAGE_MEAN, IMAGE_STD, build_backbone
 
 DETECT = ("person", "car")
 

@@ -146,7 +146,7 @@ def test_unip_app_command_line():
 
 def test_old_analyses_are_removed_before_a_new_one(files):
     pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'unip[app]')")
-    from unip_hub.app.build import _results_root
+    from unip_hub.app.page import _results_root
 
     old, fresh = (Path(tempfile.gettempdir()) / "unip-app" / name for name in ("old-test-run", "fresh-test-run"))
     for folder in (old, fresh):
@@ -167,7 +167,7 @@ def _free_port() -> int:
 def server(files):
     """The app on a free local port, for the API and browser tests."""
     pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'unip[app]')")
-    from unip_hub.app.build import launch
+    from unip_hub.app.page import launch
 
     port = _free_port()
     demo = launch(files["model"], host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
@@ -274,7 +274,7 @@ def test_the_page_in_a_real_browser(server, files, tmp_path):
 
 def _screenshot(path: str) -> None:
     """The README's screenshot: the app on a FLIR R-JPEG (from the shared samples) with a tiny random model."""
-    from unip_hub.app.build import launch
+    from unip_hub.app.page import launch
 
     root = Path(tempfile.mkdtemp())
     model = save_segmenter_checkpoint(tiny_segmenter(img_size=64, class_names=CLASSES, palette=PALETTE),

@@ -150,3 +150,21 @@ def test_best_checkpoint_is_kept_by_ap_and_loads_as_detector(tmp_path, monkeypat
     # unip finetune --resume FILE: the task and the settings come from the file (a finished run: nothing to do)
     assert main(["finetune", "--resume", str(tmp_path / "last.pth"), "--no-progress"]) == 0
     assert "done: 3 iterations, best AP 30.00 at iteration 2" in capsys.readouterr().out
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    """``torchrun --nproc_per_node 2 -m unip_hub finetune --task detection``: DDP on gloo, one report, one checkpoint
+    holding both ranks' random states."""
+    from helpers.training import free_port
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "-m", "unip_hub", "finetune", "--task", "detection", "--data", "synthetic", "--arch", "unip_vit_tiny",
+           "--size", "64", "--batch-size", "2", "--iterations", "2", "--warmup", "1", "--synthetic-train", "8",
+           "--synthetic-test", "2", "--synthetic-size", "64", "80", "--num-workers", "0", "--device", "cpu",
+           "--no-progress", "--no-tensorboard", "--eval-interval", "2", "--out-dir", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("done: 2 iterations") == 1  # only rank 0 reports
+    ckpt = read_checkpoint(tmp_path / "last.pth")
+    assert ckpt["iteration"] == 2 and len(ckpt["rng"]) == 2 and ckpt["task"] == "detection"
+    assert (tmp_path / "best.pth").is_file() and json.loads((tmp_path / "eval.json").read_text())["iteration"] == 2

@@ -52,7 +52,7 @@ def test_public_names_resolve_lazily_to_their_definitions():
 def test_detection_package_reexports_the_integration_module():
     pytest.importorskip("torchvision")
     import unip_hub.detection as package
-    from unip_hub.integrations import detection
+    from unip_hub.integrations import torchvision as detection
 
     assert unip_hub.detection is package
     from unip_hub.data.instances import instances_from_label as moved

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unip_hub.app.models import load_choice
+from unip_hub.app.model_choice import load_choice
 
 __all__ = ["TABLE_COLUMNS", "Analysis", "AppOptions", "analyse", "file_values"]
 
@@ -166,7 +166,7 @@ def analyse(path: str | os.PathLike, model: str | None = None, options: AppOptio
 
     Args:
         path: An image (8/16-bit PNG/TIFF, FLIR R-JPEG, float TIFF/NPY) or a short video.
-        model: The model choice (:func:`unip_hub.app.models.resolve_choice`).
+        model: The model choice (:func:`unip_hub.app.model_choice.resolve_choice`).
         options: The form's settings.
         out_root: Where each analysis gets its own folder (default: the system's temporary folder).
 

@@ -6,7 +6,7 @@ import argparse
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
-    from unip_hub.app.build import launch
+    from unip_hub.app.page import launch
 
     launch(args.model, host=args.host, port=args.port)
     return 0

@@ -1,7 +1,7 @@
 """Detection targets from semantic label maps: one instance per connected blob of each chosen class.
 
 Infrared segmentation sets (SODA, MFNet, SCUT-Seg) have no box annotations; this turns their label maps into
-torchvision's detection targets for the detectors of :mod:`unip_hub.integrations.detection`.
+torchvision's detection targets for the detectors of :mod:`unip_hub.integrations.torchvision`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 >>> det = create_detector("unip_vit_small", head="faster_rcnn", num_classes=3, weights="mae_large")
 
 The names are imported on first use (PEP 562): ``import unip_hub.detection`` loads neither torch nor torchvision.
-The torchvision backbone adapter (:mod:`unip_hub.integrations.detection`: ``build_backbone``, ``IMAGE_MEAN``,
+The torchvision backbone adapter (:mod:`unip_hub.integrations.torchvision`: ``build_backbone``, ``IMAGE_MEAN``,
 ``IMAGE_STD``, ``UnipDetectionBackbone``, ``instances_from_label``) is re-exported here, as before this package.
 Each module names what it gives this package in a ``# exports:`` comment at its top.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from unip_hub.utils.lazy import exported_names, lazy_attributes
 
 _LAZY: dict[str, tuple[str, ...]] = {
-    "unip_hub.integrations.detection": (
+    "unip_hub.integrations.torchvision": (
         "IMAGE_MEAN", "IMAGE_STD", "UnipDetectionBackbone", "build_backbone", "instances_from_label",
     ),
     "unip_hub.detection.models": ("BOX_HEADS", "HEADS", "UnipDetector", "create_detector"),

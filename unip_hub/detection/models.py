@@ -4,7 +4,7 @@
 >>> det.train(); losses = det(images, targets)         # dict of scalar losses
 >>> det.eval(); outputs = det(images)                  # list of dict(boxes, scores, labels[, masks])
 
-Pyramids (:func:`unip_hub.integrations.detection.build_backbone`): the two-stage heads read the LL-FPN at strides
+Pyramids (:func:`unip_hub.integrations.torchvision.build_backbone`): the two-stage heads read the LL-FPN at strides
 4/8/16/32 through torchvision's FPN plus a max-pooled stride-64 level (ViTDet's simple feature pyramid, the maps
 ``"0"``..``"3"``, ``"pool"`` that torchvision's anchors and RoI pooler expect). The dense one-stage heads read strides
 8/16/32 plus P6/P7 (strides 64/128), as torchvision's RetinaNet and FCOS do over a ResNet: their anchor sizes
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from unip_hub.constants import INPUT_SCALING
-from unip_hub.integrations.detection import IMAGE_MEAN, IMAGE_STD, build_backbone
+from unip_hub.integrations.torchvision import IMAGE_MEAN, IMAGE_STD, build_backbone
 
 __all__ = [
     "BOX_HEADS",
@@ -275,7 +275,7 @@ def create_detector(
         arch: ``unip_vit_tiny`` / ``_small`` / ``_base`` / ``_large``.
         head: ``"faster_rcnn"``, ``"retinanet"``, ``"fcos"`` or ``"mask_rcnn"`` (needs instance masks).
         num_classes: Object classes K (labels 0..K-1, no background).
-        weights: Backbone weights as :func:`~unip_hub.integrations.detection.build_backbone` takes them (registry
+        weights: Backbone weights as :func:`~unip_hub.integrations.torchvision.build_backbone` takes them (registry
             tag such as ``"mae_large"``, :class:`~unip_hub.Weights`, file or folder), or ``None``.
         class_names: K names (stored in checkpoints, drawn on overlays).
         box_head: Two-stage heads only: ``"default"`` (torchvision's two fc layers of 1024) or ``"4conv1fc"``

@@ -81,7 +81,7 @@ class LargeScaleJitter(DetectionTransform):
         if size < 1 or not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f"size must be >= 1 and scale_range 0 < low <= high, got {size}, {scale_range}")
         if pad_value is None:
-            from unip_hub.integrations.detection import IMAGE_MEAN
+            from unip_hub.integrations.torchvision import IMAGE_MEAN
 
             pad_value = float(IMAGE_MEAN[0])
         self.size, self.scale_range, self.flip = int(size), (float(scale_range[0]), float(scale_range[1])), flip

@@ -4,7 +4,7 @@
 - :mod:`unip_hub.integrations.transformers`: ``UnipConfig`` / ``UnipModel`` / ``UnipBackbone`` for the Auto classes
   and ``UperNetForSemanticSegmentation``.
 - :mod:`unip_hub.integrations.smp`: ``smp.UPerNet(encoder_name="unip_vit_small", encoder_weights=None, ...)``.
-- :mod:`unip_hub.integrations.detection` (also ``unip_hub.detection``): torchvision detection backbones.
+- :mod:`unip_hub.integrations.torchvision` (also ``unip_hub.detection``): torchvision detection backbones.
 
 ``import unip_hub`` imports none of these libraries. It installs a post-import hook (``wrapt``) per library: the
 moment timm, transformers or segmentation-models-pytorch is imported -- before or after ``unip_hub``, by the user

@@ -1,7 +1,7 @@
 """UNIP as a torchvision detection backbone (Faster R-CNN, Mask R-CNN, RetinaNet, ...).
 
 >>> from torchvision.models.detection import FasterRCNN
->>> from unip_hub.integrations.detection import IMAGE_MEAN, IMAGE_STD, build_backbone
+>>> from unip_hub.integrations.torchvision import IMAGE_MEAN, IMAGE_STD, build_backbone
 >>> backbone = build_backbone("unip_vit_small", weights="mae_large", fpn=True)
 >>> det = FasterRCNN(backbone, num_classes=3, image_mean=IMAGE_MEAN, image_std=IMAGE_STD)
 

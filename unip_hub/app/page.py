@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from unip_hub.app.actions import TABLE_COLUMNS, AppOptions, analyse, file_values
-from unip_hub.app.models import model_choices
+from unip_hub.app.model_choice import model_choices
 
 __all__ = ["build_app", "launch", "segment_endpoint"]
 

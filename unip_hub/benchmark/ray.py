@@ -1,7 +1,7 @@
 """The same-run benchmark of ``unip segment --engine ray``: a Ray actor pool against the plain loop
 (:func:`unip_hub.inference.outputs.segment_files`) on the same frames, the same model and the same settings.
 
-``python -m unip_hub.scale.bench --frames 64 --workers 2`` prints one JSON object with the wall times and their
+``python -m unip_hub.benchmark.ray --frames 64 --workers 2`` prints one JSON object with the wall times and their
 ratios (plain / ray: above 1 means Ray was faster). The plain loop runs twice, with torch's default intra-op threads
 (what ``unip segment`` does) and with one thread (as each actor runs). Every run starts from the checkpoint on disk
 and writes every output; the plain times include loading the model, the Ray time its actors' start-up and model
@@ -98,8 +98,8 @@ def compare_ray(frames: int = 64, num_workers: int = 2, size: tuple[int, int] = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m unip_hub.scale.bench``: prints :func:`compare_ray`'s result as JSON."""
-    p = argparse.ArgumentParser(prog="python -m unip_hub.scale.bench", description=__doc__.split("\n\n")[0])
+    """``python -m unip_hub.benchmark.ray``: prints :func:`compare_ray`'s result as JSON."""
+    p = argparse.ArgumentParser(prog="python -m unip_hub.benchmark.ray", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--size", type=int, nargs=2, default=(128, 160), metavar=("H", "W"))
