@@ -11,7 +11,6 @@ Layouts read (all through :func:`read_checkpoint`, so no pickled code ever runs)
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,9 +21,9 @@ import torch
 from torch import nn
 
 from unip_hub.checkpoints.convert import convert_mmseg_segmenter
+from unip_hub.checkpoints.model_files import safetensors_meta, write_model_file
 from unip_hub.checkpoints.read import SAFETENSORS_NAME, CheckpointError, read_checkpoint
 from unip_hub.checkpoints.spec import infer_vit_spec
-from unip_hub.utils.atomic import atomic_path
 
 META_KEY = "unip_segmenter"
 
@@ -45,15 +44,7 @@ def _find_state_dict(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def _safetensors_meta(path: Path) -> dict[str, Any]:
-    from safetensors import safe_open
-
-    file = path / SAFETENSORS_NAME if path.is_dir() else path
-    with safe_open(str(file), framework="pt") as f:
-        raw = (f.metadata() or {}).get(META_KEY)
-    try:
-        return json.loads(raw) if raw else {}
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}: the {META_KEY!r} metadata is not valid JSON ({e})") from e
+    return safetensors_meta(path / SAFETENSORS_NAME if path.is_dir() else path, META_KEY) or {}
 
 
 def _normalise_meta(meta: Any) -> dict[str, Any]:
@@ -154,13 +145,4 @@ def save_segmenter_checkpoint(model: nn.Module, path: str | os.PathLike, meta: M
                 "mean": getattr(model, "mean", None), "std": getattr(model, "std", None),
                 "input_scaling": getattr(model, "input_scaling", None),
                 "counts_to_celsius": getattr(model, "counts_to_celsius", None)}
-    meta = json.loads(json.dumps(dict(meta)))  # plain lists/dicts/numbers/strings only (weights_only-safe)
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
-            save_file(sd, str(tmp), metadata={META_KEY: json.dumps(meta)})
-        else:
-            torch.save({"state_dict": sd, "meta": meta}, tmp)
-    return path
+    return write_model_file(model, path, meta, META_KEY)

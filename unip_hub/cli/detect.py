@@ -7,16 +7,14 @@ import argparse
 import json
 import sys
 
-from unip_hub.cli.common import add_counts_argument
+from unip_hub.cli.common import add_radiometric_arguments, add_video_arguments, calibration_of
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from unip_hub.data.frame import Calibration
     from unip_hub.detection.outputs import DetectSettings, detect_paths
     from unip_hub.inference.video import VideoSettings
 
-    calibration = Calibration(args.unit, tuple(args.counts_to_celsius) if args.counts_to_celsius else None,
-                              args.emissivity, args.reflected_temp, args.distance)
+    calibration = calibration_of(args)
     options = {"scaling": args.scaling, "calibration": calibration, "score_thresh": args.score_thresh,
                "nms_thresh": args.nms_thresh, "max_detections": args.max_detections}
     settings = DetectSettings(args.hot_above, not args.no_overlay, args.line_width, not args.quiet)
@@ -69,27 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "graph); default torch")
     g.add_argument("--cache-dir", default=None, help="folder of the exported ONNX files (default: next to the "
                    "checkpoint)")
-    t = p.add_argument_group("radiometric input (temperatures)")
-    t.add_argument("--scaling", default=None, metavar="SPEC",
-                   help="input scaling: 'percentile 0.5/99.5', 'window LOW..HIGH degC' or '8-bit' (default: the one "
-                        "stored in the checkpoint)")
-    add_counts_argument(t)  # --counts-to-celsius GAIN OFFSET
-    t.add_argument("--unit", choices=("auto", "celsius", "kelvin"), default="auto",
-                   help="unit of float TIFF/NPY frames (auto: median above 173.15 = kelvin)")
-    t.add_argument("--emissivity", type=float, default=None, help="FLIR R-JPEG emissivity (default: the file's)")
-    t.add_argument("--reflected-temp", type=float, default=None, metavar="DEGC",
-                   help="FLIR R-JPEG reflected apparent temperature (default: the file's)")
-    t.add_argument("--distance", type=float, default=None, metavar="M",
-                   help="FLIR R-JPEG object distance in metres (default: the file's)")
-    t.add_argument("--hot-above", type=float, default=None, metavar="DEGC",
-                   help="flag detections whose hottest pixel exceeds this")
-    v = p.add_argument_group("video (.mp4/.avi/.mkv/.mov files; folders of frames with --video)")
-    v.add_argument("--video", action="store_true", help="read folders as frame sequences (one video each)")
-    v.add_argument("--batch-frames", type=int, default=4, help="frames per model call (default 4)")
-    v.add_argument("--smoothing", type=float, default=0.9,
-                   help="weight of the past in the running percentile bounds, 0..1 (default 0.9)")
-    v.add_argument("--max-frames", type=int, default=None, metavar="N", help="only the first N frames")
-    v.add_argument("--fps", type=float, default=10.0, help="frame rate of a folder's video (default 10)")
+    add_radiometric_arguments(p, "flag detections whose hottest pixel exceeds this")
+    add_video_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON record per input")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_detect)

@@ -7,7 +7,13 @@ import argparse
 import json
 import sys
 
-from unip_hub.cli.common import add_counts_argument, add_runtime_arguments, runtime_options
+from unip_hub.cli.common import (
+    add_radiometric_arguments,
+    add_runtime_arguments,
+    add_video_arguments,
+    calibration_of,
+    runtime_options,
+)
 from unip_hub.constants import OUTPUT_KINDS as KINDS
 from unip_hub.constants import SEGMENTER_HEADS, SEGMENTER_NECKS, SLIDE_CROP, SLIDE_STRIDE
 from unip_hub.geo.cli import add_geo_arguments, geo_settings
@@ -16,14 +22,12 @@ from unip_hub.scale.ray import add_engine_arguments
 
 def _settings(args: argparse.Namespace) -> tuple:
     """(image settings, Predictor keywords, video settings) from the parsed options."""
-    from unip_hub.data.radiometric import Calibration
     from unip_hub.inference.outputs import SegmentSettings
     from unip_hub.inference.video import VideoSettings
 
     kinds = [k for k in KINDS if k not in (args.skip or [])]
     settings = SegmentSettings(kinds, args.alpha, not args.quiet, args.min_area, args.hot_above, not args.no_thermal)
-    calibration = Calibration(args.unit, tuple(args.counts_to_celsius) if args.counts_to_celsius else None,
-                              args.emissivity, args.reflected_temp, args.distance)
+    calibration = calibration_of(args)
     video = VideoSettings(args.batch_frames, args.smoothing, args.frame_masks, args.fps, args.min_area,
                           args.hot_above, progress=not args.quiet, max_frames=args.max_frames)
     return settings, {"scaling": args.scaling, "calibration": calibration}, video
@@ -63,29 +67,11 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
 
 def _add_thermal_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("radiometric input (temperatures)")
-    g.add_argument("--scaling", default=None, metavar="SPEC",
-                   help="input scaling: 'percentile 0.5/99.5', 'window LOW..HIGH degC' or '8-bit' (default: the "
-                        "one stored in the checkpoint, else percentile 0.5/99.5)")
-    add_counts_argument(g)  # --counts-to-celsius GAIN OFFSET
-    g.add_argument("--unit", choices=("auto", "celsius", "kelvin"), default="auto",
-                   help="unit of float TIFF/NPY frames (auto: median above 173.15 = kelvin)")
-    g.add_argument("--emissivity", type=float, default=None, help="FLIR R-JPEG emissivity (default: the file's)")
-    g.add_argument("--reflected-temp", type=float, default=None, metavar="DEGC",
-                   help="FLIR R-JPEG reflected apparent temperature (default: the file's)")
-    g.add_argument("--distance", type=float, default=None, metavar="M",
-                   help="FLIR R-JPEG object distance in metres (default: the file's)")
+    g = add_radiometric_arguments(p, "flag regions hotter than this")
     g.add_argument("--min-area", type=int, default=1, help="smallest region in the statistics, pixels (default 1)")
-    g.add_argument("--hot-above", type=float, default=None, metavar="DEGC", help="flag regions hotter than this")
     g.add_argument("--no-thermal", action="store_true", help="no thermal/ overlays and stats/ tables")
-    v = p.add_argument_group("video (.mp4/.avi/.mkv/.mov files; folders of frames with --video)")
-    v.add_argument("--video", action="store_true", help="read folders as frame sequences (one video each)")
-    v.add_argument("--batch-frames", type=int, default=4, help="frames per model call (default 4)")
-    v.add_argument("--smoothing", type=float, default=0.9,
-                   help="weight of the past in the running percentile bounds, 0..1 (default 0.9)")
+    v = add_video_arguments(p)
     v.add_argument("--frame-masks", action="store_true", help="also write every frame's class-index PNG")
-    v.add_argument("--max-frames", type=int, default=None, metavar="N", help="segment only the first N frames")
-    v.add_argument("--fps", type=float, default=10.0, help="frame rate of a folder's video (default 10)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -141,10 +141,14 @@ _DETECTION_TITLE = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds ``finetune``, ``eval`` and ``demo``."""
-    from unip_hub.cli.common import add_counts_argument
-    from unip_hub.data.presets import DATASETS
-    from unip_hub.detection.train_config import DetectionConfig, DetectionDataConfig
+    """Adds ``finetune``, ``eval`` and ``demo`` (each with ``--task segmentation|detection``)."""
+    _register_finetune(sub)
+    _register_eval(sub)
+    _register_demo(sub)
+
+
+def _register_finetune(sub: argparse._SubParsersAction) -> None:
+    from unip_hub.detection.train_config import DetectionConfig
     from unip_hub.train.config import add_dataclass_arguments
     from unip_hub.train.finetune_config import FinetuneConfig
 
@@ -156,6 +160,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(p, FinetuneConfig, suppress_defaults=True)
     _add_task_options(p, DetectionConfig, _DETECTION_TITLE)
     p.set_defaults(func=_cmd_finetune)
+
+
+def _register_eval(sub: argparse._SubParsersAction) -> None:
+    from unip_hub.cli.common import add_counts_argument
+    from unip_hub.data.presets import DATASETS
+    from unip_hub.detection.train_config import DetectionDataConfig
 
     p = sub.add_parser("eval", help="mIoU / mAcc / aAcc and per-class IoU of a segmenter checkpoint on a dataset; "
                        "COCO AP (and MR^-2) of a detector with --task detection")
@@ -190,6 +200,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "detector's stored input scaling)", skip=_EVAL_DETECTION_SKIP)
     p.set_defaults(func=_cmd_eval)
 
+
+def _register_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="fine-tune UNIP-T on synthetic thermal scenes in minutes (no downloads), "
                        "evaluate, write overlays and curves")
     p.add_argument("--out", default="unip-demo", help="output folder (default ./unip-demo)")

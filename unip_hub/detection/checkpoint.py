@@ -23,10 +23,11 @@ import torch
 from torch import nn
 
 from unip_hub.checkpoints import CheckpointError, load_state_dict_strict, read_checkpoint
+from unip_hub.checkpoints.model_files import safetensors_meta, write_model_file
 from unip_hub.checkpoints.read import CONFIG_NAME, SAFETENSORS_NAME
 from unip_hub.detection.models import UnipDetector, create_detector
 from unip_hub.train.optim import param_groups_lrd, param_groups_weight_decay
-from unip_hub.utils.atomic import atomic_dir, atomic_path
+from unip_hub.utils.atomic import atomic_dir
 
 __all__ = ["META_KEY", "detector_meta", "detector_param_groups", "load_detector", "read_detector", "save_detector"]
 
@@ -53,33 +54,14 @@ def save_detector(model: UnipDetector, path: str | os.PathLike, meta: Mapping[st
             (Hugging Face layout; an existing folder is replaced).
         meta: Extra JSON-serialisable entries (epoch, metrics ...) stored beside the build config.
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     full = detector_meta(model, meta)
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if path.suffix == "" or path.is_dir():
         with atomic_dir(path, overwrite=True) as tmp:
-            save_file(sd, str(tmp / SAFETENSORS_NAME), metadata={META_KEY: json.dumps(full)})
+            write_model_file(model, tmp / SAFETENSORS_NAME, full, META_KEY)
             (tmp / CONFIG_NAME).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         return path
-    with atomic_path(path) as tmp:
-        if path.suffix == ".safetensors":
-            save_file(sd, str(tmp), metadata={META_KEY: json.dumps(full)})
-        else:
-            torch.save({"state_dict": sd, "meta": full}, tmp)
-    return path
-
-
-def _safetensors_meta(file: Path) -> dict[str, Any] | None:
-    from safetensors import safe_open
-
-    with safe_open(str(file), framework="pt") as f:
-        raw = (f.metadata() or {}).get(META_KEY)
-    try:
-        return json.loads(raw) if raw else None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{file}: the {META_KEY!r} metadata is not valid JSON ({e})") from e
+    return write_model_file(model, path, full, META_KEY)
 
 
 def read_detector(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -99,7 +81,7 @@ def read_detector(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dic
             raise CheckpointError(f"{cfg} is not valid JSON ({e}); re-save the detector with save_detector") from e
         sd = obj
     elif path.suffix == ".safetensors":
-        meta, sd = _safetensors_meta(path), obj
+        meta, sd = safetensors_meta(path, META_KEY), obj
     else:
         meta = obj.get("meta")
         sd = next((c for c in (obj.get("state_dict"), obj.get("model")) if isinstance(c, Mapping)), obj)

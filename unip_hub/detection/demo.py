@@ -67,7 +67,8 @@ def seconds_per_iteration(cfg: DetectionConfig, steps: int = 2) -> float:
     """Times ``steps`` training steps (after one warm-up step) of a throw-away copy of the run's model."""
     from unip_hub.detection.checkpoint import detector_param_groups
     from unip_hub.detection.datasets import detection_collate
-    from unip_hub.train.core import LossScaler, StepContext, train_step
+    from unip_hub.train.core import LossScaler, StepContext
+    from unip_hub.train.demo import time_train_steps
 
     state = torch.get_rng_state()
     cfg = cfg.resolved()
@@ -77,12 +78,8 @@ def seconds_per_iteration(cfg: DetectionConfig, steps: int = 2) -> float:
     cpu = torch.device("cpu")
     ctx = StepContext(model.train(), opt, LossScaler(cpu), cpu)
     batch = detection_collate([train[i] for i in range(cfg.batch_size)])
-    train_step(ctx, DetectionLoss(), batch, 0)
-    tic = time.perf_counter()
-    for step in range(steps):
-        train_step(ctx, DetectionLoss(), batch, step)
-    torch.set_rng_state(state)
-    return (time.perf_counter() - tic) / steps
+    torch.set_rng_state(state)  # building the model and the batch drew numbers too
+    return time_train_steps(ctx, DetectionLoss(), batch, steps)
 
 
 def chance_ap50(test: Any, train: Any, per_image: int = 20, seed: int = 0) -> float:
@@ -134,38 +131,6 @@ def write_overlays(model: Any, test: Any, out_dir: Path, count: int = 4, score_t
     return paths
 
 
-def plot_curves(log_csv: Path, path: Path, chance: float | None = None) -> Path | None:
-    """``curves.png``: training loss and held-out AP50 / AP against the iteration (None without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no curves.png (pip install 'unip[train]')", file=sys.stderr)
-        return None
-    from unip_hub.train.logger import read_log
-
-    rows = read_log(log_csv)
-    train = [(int(r["iteration"]), float(r["loss"])) for r in rows if r["kind"] == "train"]
-    evals = [(int(r["iteration"]), 100 * float(r["AP50"]), 100 * float(r["AP"])) for r in rows if r["kind"] == "eval"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax1.plot(*zip(*train), color="tab:blue")
-    ax1.set(xlabel="iteration", ylabel="loss (RPN + box head)", title="training loss")
-    its = [e[0] for e in evals]
-    ax2.plot(its, [e[1] for e in evals], marker="o", color="tab:green", label="AP50")
-    ax2.plot(its, [e[2] for e in evals], marker="s", color="tab:olive", label="AP (0.5:0.95)")
-    if chance is not None:
-        ax2.axhline(100 * chance, color="gray", linestyle="--", label="random boxes (AP50)")
-    ax2.set(xlabel="iteration", ylabel="%", title="held-out COCO AP", ylim=(0, 100))
-    ax2.legend(loc="upper left")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
-
-
 def run_detection_demo(out_dir: str | Path = "unip-demo", minutes: float = 3.5, iterations: int | None = None,
                        weights: str | None = None, quick: bool = False, seed: int = 0,
                        progress: bool = True) -> DetectionDemoResult:
@@ -198,7 +163,10 @@ def run_detection_demo(out_dir: str | Path = "unip-demo", minutes: float = 3.5, 
     best = load_detector(out / "run" / "best.pth")
     final = evaluate_detector(best, test, resolved.eval_batch_size)
     overlays = write_overlays(best, test, out / "overlays")
-    curves = plot_curves(out / "run" / "log.csv", out / "curves.png", chance)
+    from unip_hub.train.demo import plot_curves
+
+    curves = plot_curves(out / "run" / "log.csv", out / "curves.png", [("AP50", "AP50"), ("AP", "AP (0.5:0.95)")],
+                         "loss (RPN + box head)", "held-out COCO AP", (chance, "random boxes (AP50)"))
     seconds = time.perf_counter() - tic
     print(metrics_table(final))
     print(f"\nbest.pth (iteration {run.best_iteration}/{run.iteration}): AP50 {100 * final['AP50']:.2f}, AP "

@@ -249,6 +249,39 @@ def _two_stage_kwargs(box_head: str, channels: int, num_classes: int, rpn_convs:
     return kw
 
 
+def _check_options(head: str, box_head: str, num_classes: int, min_size: int, max_size: int) -> None:
+    """Raises ``ValueError`` for a head, box head, class count or size :func:`create_detector` cannot build."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if box_head not in BOX_HEADS:
+        raise ValueError(f"box_head must be one of {BOX_HEADS}, got {box_head!r}")
+    if box_head != "default" and head not in TWO_STAGE:
+        raise ValueError(f"box_head={box_head!r} is a two-stage (faster_rcnn / mask_rcnn) option, not for {head}")
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes must be >= 1 (object classes, no background), got {num_classes}")
+    if min(int(min_size), int(max_size)) < 1:
+        raise ValueError(f"min_size and max_size must be positive, got {min_size}, {max_size}")
+
+
+def _torchvision_detector(arch: str, head: str, box_head: str, num_classes: int, weights: Any, out_channels: int,
+                          neck: str, rpn_convs: int, common: dict[str, Any], vit_kwargs: dict[str, Any]) -> nn.Module:
+    """The torchvision detector of ``head`` on the UNIP pyramid (two-stage: strides 4-64; one-stage: 8-128)."""
+    from torchvision.models import detection as tvd
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+    if head in TWO_STAGE:
+        backbone = build_backbone(arch, weights=weights, out_channels=out_channels, neck=neck, **vit_kwargs)
+        kw = _two_stage_kwargs(box_head, out_channels, num_classes, rpn_convs)
+        labels = None if "box_predictor" in kw else num_classes + 1
+        cls = tvd.FasterRCNN if head == "faster_rcnn" else tvd.MaskRCNN
+        return cls(backbone, num_classes=labels, **kw, **common)
+    backbone = build_backbone(arch, weights=weights, out_channels=out_channels, neck=neck, levels=(1, 2, 3),
+                              extra_blocks=LastLevelP6P7(out_channels, out_channels), **vit_kwargs)
+    backbone.body.neck.fpn1 = nn.Identity()  # the stride-4 branch (its costliest) feeds no level here
+    cls = tvd.RetinaNet if head == "retinanet" else tvd.FCOS
+    return cls(backbone, num_classes=num_classes, **common)
+
+
 def create_detector(
     arch: str = "unip_vit_small",
     *,
@@ -297,36 +330,14 @@ def create_detector(
     Raises:
         ValueError: unknown ``head`` / ``box_head``, ``num_classes`` < 1, or sizes that are not positive.
     """
-    from torchvision.models import detection as tvd
-    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
-
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-    if box_head not in BOX_HEADS:
-        raise ValueError(f"box_head must be one of {BOX_HEADS}, got {box_head!r}")
-    if box_head != "default" and head not in TWO_STAGE:
-        raise ValueError(f"box_head={box_head!r} is a two-stage (faster_rcnn / mask_rcnn) option, not for {head}")
-    if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be >= 1 (object classes, no background), got {num_classes}")
-    if min(int(min_size), int(max_size)) < 1:
-        raise ValueError(f"min_size and max_size must be positive, got {min_size}, {max_size}")
+    _check_options(head, box_head, num_classes, min_size, max_size)
     num_classes = int(num_classes)
     extra = dict(detector_kwargs or {})
     common = dict(min_size=int(min_size), max_size=int(max_size), image_mean=IMAGE_MEAN, image_std=IMAGE_STD,
                   size_divisible=SIZE_DIVISIBLE, **extra)
-    if head in TWO_STAGE:
-        backbone = build_backbone(arch, weights=weights, out_channels=out_channels, neck=neck, **vit_kwargs)
-        kw = _two_stage_kwargs(box_head, out_channels, num_classes, rpn_convs)
-        labels = None if "box_predictor" in kw else num_classes + 1
-        cls = tvd.FasterRCNN if head == "faster_rcnn" else tvd.MaskRCNN
-        model = cls(backbone, num_classes=labels, **kw, **common)
-    else:
-        backbone = build_backbone(arch, weights=weights, out_channels=out_channels, neck=neck, levels=(1, 2, 3),
-                                  extra_blocks=LastLevelP6P7(out_channels, out_channels), **vit_kwargs)
-        backbone.body.neck.fpn1 = nn.Identity()  # the stride-4 branch (its costliest) feeds no level here
-        cls = tvd.RetinaNet if head == "retinanet" else tvd.FCOS
-        model = cls(backbone, num_classes=num_classes, **common)
-    vit = backbone.body.backbone
+    model = _torchvision_detector(arch, head, box_head, num_classes, weights, out_channels, neck, rpn_convs, common,
+                                  vit_kwargs)
+    vit = model.backbone.body.backbone
     if window_size:
         global_blocks = list(global_blocks) if global_blocks is not None else default_global_blocks(vit.depth)
         window_attention(vit, int(window_size), global_blocks)

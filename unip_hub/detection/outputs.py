@@ -218,43 +218,22 @@ def detect_files(predictor: Any, inputs: Sequence[str | os.PathLike], out_dir: s
     return records
 
 
-class _VideoSink:
-    """Draws, encodes and tabulates the detections of video frames (runs in the video pipeline's writer)."""
+def _video_sink(folder: Path, fps: float, settings: Any, class_names: Sequence[str], colours: np.ndarray,
+                hot_above: float | None) -> Any:
+    """The writer of detected video frames: boxes drawn on the frame (over temperatures when it has them), one
+    ``frames.csv`` row per detection (:class:`~unip_hub.inference.video.VideoSink`)."""
+    from unip_hub.inference.video import VideoSink
 
-    def __init__(self, folder: Path, fps: float, settings: Any, class_names: Sequence[str], colours: np.ndarray,
-                 hot_above: float | None) -> None:
-        from unip_hub.data.scaling import DEFAULT_SCALING, RunningBounds
-        from unip_hub.inference.video import _Encoder
+    names = list(class_names)
 
-        self.fps, self.names, self.colours, self.hot_above = fps, list(class_names), colours, hot_above
-        self.encoder = _Encoder(folder / "overlay.mp4", fps, settings.codec)
-        self.colour_bar = RunningBounds(DEFAULT_SCALING, settings.momentum)  # steady colour-bar ends
-        self.table = open(folder / "frames.csv", "w", newline="")  # streamed: rows are not kept in memory
-        self.rows = csv.DictWriter(self.table, fieldnames=("frame", "time_s", *CSV_FIELDS), lineterminator="\n")
-        self.rows.writeheader()
-        self.count = 0
+    class DetectionSink(VideoSink):
+        def __call__(self, item: tuple[Any, np.ndarray, dict[str, Any]]) -> None:
+            frame, gray, found = item
+            rows = detection_rows(found, names, frame.celsius, hot_above)
+            picture = render_detections(frame, gray, rows, colours, names, bounds=self.bounds(frame))
+            self.write(picture, ({k: ("" if r.get(k) is None else r[k]) for k in CSV_FIELDS} for r in rows))
 
-    def __call__(self, item: tuple[Any, np.ndarray, dict[str, Any]]) -> None:
-        from unip_hub.data.readers import celsius_bounds
-
-        frame, gray, found = item
-        rows = detection_rows(found, self.names, frame.celsius, self.hot_above)
-        bounds = None
-        if frame.celsius is not None:
-            bounds = celsius_bounds(frame)
-            bounds = self.colour_bar.smooth(bounds) if bounds is not None else (0.0, 1.0)
-        self.encoder.write(render_detections(frame, gray, rows, self.colours, self.names, bounds=bounds))
-        time_s = round(self.count / self.fps, 4)
-        self.rows.writerows({"frame": self.count, "time_s": time_s,
-                             **{k: ("" if r.get(k) is None else r[k]) for k in CSV_FIELDS}} for r in rows)
-        self.count += 1
-
-    def close(self) -> None:
-        """Finalises the video and ``frames.csv``."""
-        try:
-            self.encoder.close()
-        finally:
-            self.table.close()
+    return DetectionSink(folder, fps, settings, CSV_FIELDS)
 
 
 def detect_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.PathLike, settings: Any = None,
@@ -273,7 +252,7 @@ def detect_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.Pa
     names = predictor.class_names
     colours = class_colours(predictor.model, len(names))
     return process_video(predictor, source, out_dir, settings, predictor.predict_torch,
-                         lambda folder, fps: _VideoSink(folder, fps, settings, names, colours, hot_above),
+                         lambda folder, fps: _video_sink(folder, fps, settings, names, colours, hot_above),
                          desc="detect")
 
 

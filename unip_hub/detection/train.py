@@ -18,16 +18,16 @@ reads as detectors), ``log.csv``, ``tb/``, ``config.json``, ``eval.json``.
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from unip_hub.detection.train_config import DetectionConfig, detection_dataset
 from unip_hub.train import dist as udist
+from unip_hub.train.run import TrainingRun
 
 LOG_FIELDS = ("iteration", "kind", "lr", "loss", "loss_classifier", "loss_box_reg", "loss_objectness",
               "loss_rpn_box_reg", "loss_mask", "classification", "bbox_regression", "bbox_ctrness", "sec_per_iter",
@@ -98,106 +98,34 @@ def evaluate_detector(model: nn.Module, dataset: Any, batch_size: int = 2, num_w
     return udist.broadcast_object(result)
 
 
-def _resume_state(cfg: DetectionConfig) -> tuple[Path | None, dict[str, Any] | None]:
-    from unip_hub.train.checkpointing import load_training_state
-    from unip_hub.train.core import check_resume
-    from unip_hub.train.finetune_config import RESUMABLE_CHANGES
-
-    out = Path(cfg.out_dir)
-    resume = Path(cfg.resume) if cfg.resume not in (None, "auto") else None
-    if cfg.resume == "auto" and (out / "last.pth").is_file():
-        resume = out / "last.pth"
-    if resume is None:
-        return None, None
-    state = load_training_state(resume)
-    if state.get("task") != "detection":
-        raise ValueError(f"cannot resume {resume}: it is not a detection run (resume segmentation runs without "
-                         "--task detection)")
-    check_resume(asdict(cfg), state["config"], resume, ignore=RESUMABLE_CHANGES | {"eval_batch_size"})
-    return resume, state
-
-
 @dataclass
-class _Run:
-    """One detection run: model, optimizer, scaler, validation set and the evaluation record."""
+class DetectionRun(TrainingRun):
+    """A detection run: the shared run (:class:`~unip_hub.train.run.TrainingRun`) kept best by COCO AP."""
 
-    cfg: DetectionConfig
-    info: udist.DistInfo
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: Any
-    val_ds: Any
-    logger: Any = None
-    start: int = 0
-    best: float = -1.0
-    best_it: int = 0
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    final: dict[str, Any] | None = None
+    task: ClassVar[str] = "detection"
+    metric: ClassVar[str] = "AP"
 
-    @property
-    def main(self) -> bool:
-        return self.info.rank == 0
+    def evaluate(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return evaluate_detector(self.model, self.eval_ds, cfg.eval_batch_size, min(cfg.num_workers, 2),
+                                 cfg.progress)
 
-    @property
-    def out(self) -> Path:
-        return Path(self.cfg.out_dir)
+    def eval_record(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {k: result[k] for k in ("AP", "AP50") if k in result}
 
-    def restore(self, state: dict[str, Any], path: Path) -> None:
-        from unip_hub.checkpoints import load_state_dict_strict
-        from unip_hub.train.checkpointing import restore_rng_state
-
-        load_state_dict_strict(self.model, state["state_dict"], source=str(path))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state.get("scaler"))
-        self.start, self.best = int(state["iteration"]), float(state["best_AP"])
-        self.best_it, self.evals = int(state["best_iteration"]), list(state.get("evals", []))
-        self.final = state.get("final")
-        rngs = state.get("rng") or []
-        if self.info.rank < len(rngs):
-            restore_rng_state(rngs[self.info.rank])
-        if self.main:
-            print(f"resumed {path} at iteration {self.start}/{self.cfg.iterations}", file=sys.stderr)
-
-    def save(self, iteration: int, names: tuple[str, ...]) -> None:
-        """The training state (every rank's rng state; weights and meta as ``save_detector`` writes them)."""
+    def meta(self, iteration: int) -> dict[str, Any]:
         from unip_hub.detection.checkpoint import detector_meta
-        from unip_hub.train.checkpointing import capture_rng_state
-        from unip_hub.utils.atomic import save_torch_atomic
 
-        rngs = [capture_rng_state()]
-        if self.info.distributed:
-            rngs = [None] * self.info.world_size
-            torch.distributed.all_gather_object(rngs, capture_rng_state())
-        if not self.main:
-            return
-        ckpt = {"task": "detection", "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "meta": detector_meta(self.model, {"iteration": iteration}), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "iteration": iteration, "config": asdict(self.cfg), "rng": rngs,
-                "best_AP": self.best, "best_iteration": self.best_it, "evals": self.evals,
-                "final": json.loads(json.dumps(self.final)) if self.final else None}
-        for name in names:
-            save_torch_atomic(ckpt, self.out / name)
+        return detector_meta(self.model, {"iteration": iteration})
 
-    def on_eval(self, iteration: int) -> None:
-        """Evaluates, logs, keeps the best by AP, checkpoints (``last.pth``; ``best.pth`` when improved)."""
+    def write_evaluation(self, result: dict[str, Any], iteration: int) -> None:
         from unip_hub.utils.atomic import write_text_atomic
 
-        cfg = self.cfg
-        result = evaluate_detector(self.model, self.val_ds, cfg.eval_batch_size, min(cfg.num_workers, 2),
-                                   cfg.progress)
-        self.final = result
-        self.evals.append({"iteration": iteration, **{k: result[k] for k in ("AP", "AP50") if k in result}})
-        self.logger.log(iteration, "eval", result)
-        improved = result["AP"] > self.best
-        if improved:
-            self.best, self.best_it = result["AP"], iteration
-        self.save(iteration, ("last.pth", "best.pth") if improved else ("last.pth",))
-        if self.main:
-            text = json.dumps({"iteration": iteration, **result}, indent=2, default=float)
-            write_text_atomic(text, self.out / "eval.json")
-            print(f"iteration {iteration}: AP {100 * result['AP']:.2f}, AP50 {100 * result['AP50']:.2f} "
-                  f"(best AP {100 * self.best:.2f} at {self.best_it})", file=sys.stderr)
-        udist.barrier()
+        text = json.dumps({"iteration": iteration, **result}, indent=2, default=float)
+        write_text_atomic(text, self.out / "eval.json")
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return f"AP {100 * result['AP']:.2f}, AP50 {100 * result['AP50']:.2f}"
 
 
 def build_detector(cfg: DetectionConfig, class_names: list[str]) -> nn.Module:
@@ -212,7 +140,7 @@ def build_detector(cfg: DetectionConfig, class_names: list[str]) -> nn.Module:
                            **cfg.model_kwargs)
 
 
-def _build_run(cfg: DetectionConfig, info: udist.DistInfo, train_ds: Any, val_ds: Any) -> _Run:
+def _build_run(cfg: DetectionConfig, info: udist.DistInfo, train_ds: Any, val_ds: Any) -> DetectionRun:
     from unip_hub.detection.checkpoint import detector_param_groups
     from unip_hub.train.core import LossScaler, amp_dtype
 
@@ -221,7 +149,7 @@ def _build_run(cfg: DetectionConfig, info: udist.DistInfo, train_ds: Any, val_ds
     groups = detector_param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=device.type in ("cpu", "cuda"))
     scaler = LossScaler(device, amp_dtype(cfg.amp, device), cfg.clip_grad)
-    return _Run(cfg, info, model, optimizer, scaler, val_ds)
+    return DetectionRun(cfg, info, model, optimizer, scaler, val_ds)
 
 
 def train_detector(config: DetectionConfig, stop_after: int | None = None) -> DetectionResult:
@@ -234,47 +162,25 @@ def train_detector(config: DetectionConfig, stop_after: int | None = None) -> De
     from torch.nn.parallel import DistributedDataParallel
 
     from unip_hub.detection.datasets import detection_collate
-    from unip_hub.train.core import StepContext, amp_dtype, seed_everything
-    from unip_hub.train.engine import LoopSettings, ResumableBatchSampler, batch_stream, train_loop
-    from unip_hub.train.logger import RunLogger
+    from unip_hub.train.core import StepContext, amp_dtype
+    from unip_hub.train.finetune_config import RESUMABLE_CHANGES
     from unip_hub.train.lr import multistep_lr
-    from unip_hub.utils.atomic import write_text_atomic
+    from unip_hub.train.run import resume_state, start_processes
 
     train_ds = detection_dataset(config, "train", config.crop_size(), config.scale_range)
     cfg = config.resolved(len(train_ds))
-    info = udist.init_distributed(None if cfg.device == "auto" else cfg.device)
-    resume, state = _resume_state(cfg)
-    if cfg.batch_size % info.world_size:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {info.world_size} processes")
-    seed_everything(cfg.seed + info.rank)
+    info = start_processes(cfg)
+    resume, state = resume_state(cfg, "detection", RESUMABLE_CHANGES | {"eval_batch_size"})
     run = _build_run(cfg, info, train_ds, detection_dataset(cfg, "val"))
-    if state is not None:
-        run.restore(state, resume)
-    elif run.main and cfg.weights is None:
-        print("note: no --weights given, the backbone starts from random initialisation", file=sys.stderr)
+    run.begin(state, resume, LOG_FIELDS)
     device = torch.device(info.device)
     wrapped: nn.Module = run.model
     if info.distributed:
         wrapped = DistributedDataParallel(run.model, device_ids=[device.index] if device.type == "cuda" else None,
                                           find_unused_parameters=True)
     ctx = StepContext(wrapped, run.optimizer, run.scaler, device, amp_dtype(cfg.amp, device))
-    run.logger = RunLogger(run.out, run.start, cfg.tensorboard, enabled=run.main, fields=LOG_FIELDS)
-    if run.main:
-        write_text_atomic(json.dumps(asdict(cfg), indent=2), run.out / "config.json")
-    sampler = ResumableBatchSampler(len(train_ds), cfg.batch_size // info.world_size, cfg.seed, info.rank,
-                                    info.world_size)
-    settings = LoopSettings(cfg.iterations, cfg.warmup, cfg.lr, run.start, cfg.eval_interval, cfg.log_interval,
-                            stop_after, cfg.progress,
-                            lr_at=lambda i: multistep_lr(i, cfg.iterations, cfg.lr, cfg.warmup, cfg.lr_steps))
-    batches = batch_stream(train_ds, sampler, run.start, cfg.num_workers, pin_memory=device.type == "cuda",
-                           collate_fn=detection_collate)
-    try:
-        history = train_loop(ctx, batches, settings, DetectionLoss(),
-                             on_log=lambda it, row: run.logger.log(it, "train", row), on_eval=run.on_eval,
-                             on_stop=lambda it: run.save(it, ("last.pth",)))
-    finally:
-        batches.close()
-        run.logger.close()
+    history = run.fit(ctx, train_ds, DetectionLoss(), stop_after, collate_fn=detection_collate,
+                      lr_at=lambda i: multistep_lr(i, cfg.iterations, cfg.lr, cfg.warmup, cfg.lr_steps))
     return DetectionResult(run.out, run.start + len(history), run.best, run.best_it, run.final, history,
                            run.model.eval())
 

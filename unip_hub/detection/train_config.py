@@ -21,9 +21,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from unip_hub.constants import INPUT_SCALING, PATCH_SIZE, VIT_SIZES
+from unip_hub.constants import PATCH_SIZE, VIT_SIZES
 from unip_hub.data.scaling import InputScaling
-from unip_hub.train.finetune_config import _counts, _opt
+from unip_hub.train.config import InputOptions, RunOptions, option
 
 DETECTION_DATA = ("coco", "flir", "llvip", "yolo", "synthetic")
 SYNTHETIC_DETECTION_CLASSES = ("person", "car")
@@ -32,75 +32,55 @@ RECIPE_WARMUP = 250
 
 
 @dataclass
-class DetectionDataConfig:
+class DetectionDataConfig(InputOptions):
     """Which detection data to read and how (shared by ``unip finetune --task detection`` and ``unip eval``)."""
 
-    data: str = _opt("synthetic", "detection data (--task detection): coco | flir | llvip | yolo | synthetic "
+    data: str = option("synthetic", "detection data (--task detection): coco | flir | llvip | yolo | synthetic "
                      "(default synthetic)", choices=DETECTION_DATA)
-    images: str | None = _opt(None, "coco / yolo: training images folder (unip eval: the evaluated images)")
-    annotations: str | None = _opt(None, "coco: training annotation JSON (unip eval: the evaluated one)")
-    labels: str | None = _opt(None, "yolo: folder of training label .txt files (matched by relative path)")
-    val_images: str | None = _opt(None, "coco / yolo: validation images folder")
-    val_annotations: str | None = _opt(None, "coco: validation annotation JSON")
-    val_labels: str | None = _opt(None, "yolo: folder of validation label .txt files")
-    root: str | None = _opt(None, "flir / llvip: dataset folder (FLIR_ADAS_1_3, FLIR_ADAS_v2, LLVIP or the one "
+    images: str | None = option(None, "coco / yolo: training images folder (unip eval: the evaluated images)")
+    annotations: str | None = option(None, "coco: training annotation JSON (unip eval: the evaluated one)")
+    labels: str | None = option(None, "yolo: folder of training label .txt files (matched by relative path)")
+    val_images: str | None = option(None, "coco / yolo: validation images folder")
+    val_annotations: str | None = option(None, "coco: validation annotation JSON")
+    val_labels: str | None = option(None, "yolo: folder of validation label .txt files")
+    root: str | None = option(None, "flir / llvip: dataset folder (FLIR_ADAS_1_3, FLIR_ADAS_v2, LLVIP or the one "
                             "holding it)")
-    version: str | None = _opt(None, "flir: layout v1 | v2 (default: whichever the folder has)", choices=("v1", "v2"))
-    classes: str | None = _opt(None, "folder / yolo datasets: comma-separated class names or a file with one per "
+    version: str | None = option(None, "flir: layout v1 | v2 (default: whichever the folder has)", choices=("v1", "v2"))
+    classes: str | None = option(None, "folder / yolo datasets: comma-separated class names or a file with one per "
                                "line")
-    input_scaling: str = _opt(INPUT_SCALING, "how images become the model's 8-bit gray, saved in the checkpoint "
-                              "and applied by unip eval / segment / detect: 'percentile LOW/HIGH' (default percentile "
-                              "0.5/99.5), 'window LOW..HIGH degC' (radiometric data: float TIFF/NPY in degC or K, "
-                              "R-JPEG) or '8-bit' (8-bit images as they are)")
-    counts_to_celsius: tuple[float, float] | None = _opt(
-        None, "16-bit count images (TLinear): degC = GAIN * count + OFFSET (Boson: 0.01 -273.15), for a 'window "
-        "LOW..HIGH degC' scaling; saved in the checkpoint beside the scaling (default: none)",
-        metavar=("GAIN", "OFFSET"))
-    synthetic_train: int = _opt(512, "synthetic dataset: training scenes (default 512)")
-    synthetic_test: int = _opt(32, "synthetic dataset: test scenes (default 32)")
-    synthetic_size: tuple[int, int] = _opt((128, 160), "synthetic scene size (default 128 160)", metavar=("H", "W"))
-    seed: int = _opt(42, "random seed (default 42, the recipe's)")
+    synthetic_train: int = option(512, "synthetic dataset: training scenes (default 512)")
+    synthetic_test: int = option(32, "synthetic dataset: test scenes (default 32)")
+    synthetic_size: tuple[int, int] = option((128, 160), "synthetic scene size (default 128 160)", metavar=("H", "W"))
+    seed: int = option(42, "random seed (default 42, the recipe's)")
 
 
 @dataclass
-class DetectionConfig(DetectionDataConfig):
+class DetectionConfig(DetectionDataConfig, RunOptions):
     """Every setting of a detection run (``unip finetune --task detection`` options)."""
 
-    arch: str = _opt("unip_vit_small", "backbone (default unip_vit_small)", choices=tuple(VIT_SIZES))
-    weights: str | None = _opt(None, "pre-trained backbone: registry tag (mae_large, ibot_large) or a file; "
+    arch: str = option("unip_vit_small", "backbone (default unip_vit_small)", choices=tuple(VIT_SIZES))
+    weights: str | None = option(None, "pre-trained backbone: registry tag (mae_large, ibot_large) or a file; "
                                "default random init")
-    head: str = _opt("faster_rcnn", "detection head: faster_rcnn (default) | retinanet | fcos | mask_rcnn",
+    head: str = option("faster_rcnn", "detection head: faster_rcnn (default) | retinanet | fcos | mask_rcnn",
                      choices=("faster_rcnn", "retinanet", "fcos", "mask_rcnn"))
-    box_head: str = _opt("default", "faster_rcnn / mask_rcnn box head: default (2 fc) | 4conv1fc (ViTDet's)",
+    box_head: str = option("default", "faster_rcnn / mask_rcnn box head: default (2 fc) | 4conv1fc (ViTDet's)",
                          choices=("default", "4conv1fc"))
-    size: int | None = _opt(None, "training crop side of the large-scale jitter and the detector's test resize "
+    size: int | None = option(None, "training crop side of the large-scale jitter and the detector's test resize "
                             "(default 1024; synthetic: the scene's long side)")
-    scale_range: tuple[float, float] = _opt((0.1, 2.0), "large-scale jitter scale range (default 0.1 2.0)",
+    scale_range: tuple[float, float] = option((0.1, 2.0), "large-scale jitter scale range (default 0.1 2.0)",
                                             metavar=("LOW", "HIGH"))
-    drop_path: float = _opt(0.1, "stochastic depth rate (default 0.1)")
-    iterations: int | None = _opt(None, "training iterations (default: 12 epochs; FLIR ADAS v1 at batch 2: 53,172)")
-    warmup: int | None = _opt(None, "linear warm-up iterations from 0.001 x lr (default 250, at most a tenth of a "
+    drop_path: float = option(0.1, "stochastic depth rate (default 0.1)")
+    iterations: int | None = option(None, "training iterations (default: 12 epochs; FLIR ADAS v1 at batch 2: 53,172)")
+    warmup: int | None = option(None, "linear warm-up iterations from 0.001 x lr (default 250, at most a tenth of a "
                               "shorter run)")
-    lr_steps: tuple[float, float] = _opt((2 / 3, 11 / 12), "fractions of the run at which the lr drops x0.1 "
+    lr_steps: tuple[float, float] = option((2 / 3, 11 / 12), "fractions of the run at which the lr drops x0.1 "
                                          "(default 2/3 and 11/12: iterations 35,448 and 48,741 of 53,172)",
                                          metavar=("F1", "F2"))
-    batch_size: int = _opt(2, "global batch size over all processes (default 2)")
-    lr: float = _opt(1e-4, "peak learning rate (default 1e-4)")
-    betas: tuple[float, float] = _opt((0.9, 0.999), "AdamW betas (default 0.9 0.999)", metavar=("B1", "B2"))
-    weight_decay: float = _opt(0.1, "AdamW weight decay (default 0.1)")
-    layer_decay: float = _opt(0.7, "layer-wise lr decay (default 0.7)")
-    clip_grad: float | None = _opt(None, "clip the gradient norm to this value (default: no clipping)")
-    amp: bool = _opt(True, "mixed precision on CUDA (default on; ignored on CPU)")
-    eval_interval: int | None = _opt(None, "evaluate and checkpoint every N iterations (default: a tenth of the run)")
-    eval_batch_size: int = _opt(2, "detection: images per evaluation batch (default 2)")
-    out_dir: str = _opt("runs/detection", "run folder for checkpoints and logs (default runs/detection)")
-    resume: str | None = _opt(None, "continue a run from its last.pth (settings come from the file); 'auto': "
-                              "continue <out-dir>/last.pth if present, else start (re-run the same command line)")
-    num_workers: int = _opt(2, "data-loading workers per process (default 2)")
-    device: str = _opt("auto", "device (default auto)", choices=("auto", "cpu", "cuda"))
-    log_interval: int = _opt(20, "log every N iterations (default 20)")
-    tensorboard: bool = _opt(True, "TensorBoard events in <out-dir>/tb (default on)")
-    progress: bool = _opt(True, "progress bars (default on)")
+    batch_size: int = option(2, "global batch size over all processes (default 2)")
+    weight_decay: float = option(0.1, "AdamW weight decay (default 0.1)")
+    layer_decay: float = option(0.7, "layer-wise lr decay (default 0.7)")
+    eval_batch_size: int = option(2, "detection: images per evaluation batch (default 2)")
+    out_dir: str = option("runs/detection", "run folder for checkpoints and logs (default runs/detection)")
     # Python API only: create_detector keywords (out_channels, rpn_convs, UnipViT overrides such as depth) and
     # torchvision detector keywords (rpn_batch_size_per_image, ...)
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
@@ -129,8 +109,7 @@ class DetectionConfig(DetectionDataConfig):
         c.eval_interval = c.eval_interval if c.eval_interval is not None else max(c.iterations // 10, 1)
         c.betas, c.synthetic_size = tuple(c.betas), tuple(c.synthetic_size)
         c.scale_range, c.lr_steps = tuple(c.scale_range), tuple(c.lr_steps)
-        c.input_scaling = str(InputScaling.parse(c.input_scaling))
-        c.counts_to_celsius = _counts(c.counts_to_celsius)
+        c.canonical_input()
         if c.iterations <= 0 or c.warmup < 0 or c.batch_size <= 0 or c.eval_batch_size <= 0:
             raise ValueError("iterations, batch_size and eval_batch_size must be positive, warmup >= 0")
         if c.size % PATCH_SIZE or c.size <= 0:

@@ -192,13 +192,36 @@ def _run(ds: Any, info: RasterInfo, predictor: Any, settings: GeoSettings, stage
     return run, rows
 
 
+def _polygon_rows(layer: str, regions: list[tuple[int, Any, Any]], info: RasterInfo, settings: GeoSettings,
+                  names: list[str]) -> list[dict[str, Any]]:
+    """One table row per vectorised region of ``layer``: class, areas, temperatures, hot flag, map geometry and
+    (``pixels``) the polygon in pixel coordinates."""
+    from unip_hub.geo.vectors import area_m2, to_map
+
+    rows = []
+    for value, polygon, zone in regions:
+        stat = zone.result()
+        majority = stat.pop("majority_class")
+        value = value if majority is None else majority
+        geometry = to_map(polygon, info)
+        area = area_m2(geometry, info)  # NaN without a CRS: min_area_m2 then counts pixels
+        big = (area if info.crs is not None else float(polygon.area)) >= settings.min_area_m2
+        if settings.simplify > 0:
+            geometry = to_map(polygon.simplify(settings.simplify, preserve_topology=True), info)
+        hot = settings.hot_above is not None and stat["t_max"] > settings.hot_above and big
+        rows.append({"layer": layer, "class": value, "class_name": names[value] if value < len(names) else
+                     f"class_{value}", "area_m2": area, "area_px": round(polygon.area), **stat, "hot": bool(hot),
+                     "geometry": geometry, "pixels": polygon})
+    return rows
+
+
 def _polygons(ds: Any, mask_ds: Any, info: RasterInfo, reading: Any, model: Any, settings: GeoSettings
               ) -> tuple[list[dict[str, Any]], list[Any]]:
     """The rows of the class layer and of the hotspot layer, and the hotspots in pixel coordinates."""
     from rasterio.windows import Window
 
     from unip_hub.geo.scaling import tile_frame
-    from unip_hub.geo.vectors import Chunk, area_m2, to_map, vectorize
+    from unip_hub.geo.vectors import Chunk, vectorize
 
     nodata = int(mask_ds.nodata)
     wanted = np.array(sorted(settings.classes if settings.classes is not None
@@ -222,27 +245,11 @@ def _polygons(ds: Any, mask_ds: Any, info: RasterInfo, reading: Any, model: Any,
         hot = valid & (np.nan_to_num(celsius, nan=-np.inf) > settings.hot_above)
         return Chunk(hot.astype(np.uint8), hot, celsius, valid, mask_of(box))
 
-    def rows_of(layer: str, regions: list[tuple[int, Any, Any]]) -> list[dict[str, Any]]:
-        rows = []
-        for value, polygon, zone in regions:
-            stat = zone.result()
-            majority = stat.pop("majority_class")
-            value = value if majority is None else majority
-            geometry = to_map(polygon, info)
-            area = area_m2(geometry, info)  # NaN without a CRS: min_area_m2 then counts pixels
-            big = (area if info.crs is not None else float(polygon.area)) >= settings.min_area_m2
-            if settings.simplify > 0:
-                geometry = to_map(polygon.simplify(settings.simplify, preserve_topology=True), info)
-            hot = settings.hot_above is not None and stat["t_max"] > settings.hot_above and big
-            rows.append({"layer": layer, "class": value, "class_name": names[value] if value < len(names) else
-                         f"class_{value}", "area_m2": area, "area_px": round(polygon.area), **stat, "hot": bool(hot),
-                         "geometry": geometry, "pixels": polygon})
-        return rows
-
     size = (info.height, info.width, settings.vector_chunk)
-    rows = rows_of("classes", vectorize(class_chunk, *size))
+    rows = _polygon_rows("classes", vectorize(class_chunk, *size), info, settings, names)
     if settings.hot_above is not None and reading.has_temperatures:
-        rows += [r for r in rows_of("hotspots", vectorize(hot_chunk, *size, model.num_classes)) if r["hot"]]
+        hot = _polygon_rows("hotspots", vectorize(hot_chunk, *size, model.num_classes), info, settings, names)
+        rows += [r for r in hot if r["hot"]]
     hot_pixels = [r["pixels"] for r in rows if r["layer"] == "hotspots"]
     for r in rows:
         del r["pixels"]

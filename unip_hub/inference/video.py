@@ -35,7 +35,8 @@ from unip_hub.inference.stats import CSV_FIELDS
 from unip_hub.utils.atomic import atomic_dir
 from unip_hub.utils.threads import Background, Worker
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoSettings", "is_video", "process_video", "read_video_frames", "segment_video"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoSettings", "VideoSink", "is_video", "process_video", "read_video_frames",
+           "segment_video"]
 
 
 @dataclasses.dataclass
@@ -128,43 +129,32 @@ class _Encoder:
             self.container.close()
 
 
-class _Sink:
-    """Renders, encodes and tabulates segmented frames (runs in the writer thread)."""
+class VideoSink:
+    """What a task's video writer shares (runs in the pipeline's writer): the overlay video, the streamed
+    ``frames.csv`` (``frame``, ``time_s`` and the task's ``fields``) and colour-bar ends that move smoothly from
+    frame to frame. A task's sink draws each frame and calls :meth:`write`."""
 
-    def __init__(self, folder: Path, fps: float, settings: VideoSettings, model: Any) -> None:
-        from unip_hub.inference.render import palette_array
-
+    def __init__(self, folder: Path, fps: float, settings: VideoSettings, fields: Sequence[str]) -> None:
         self.folder, self.fps, self.settings = folder, fps, settings
-        self.names, self.num_classes = model.class_names, model.num_classes
-        self.colours = palette_array(model.num_classes, model.palette)
         self.encoder = _Encoder(folder / "overlay.mp4", fps, settings.codec)
         self.colour_bar = RunningBounds(DEFAULT_SCALING, settings.momentum)  # steady colour-bar ends
         self.table = open(folder / "frames.csv", "w", newline="")  # streamed: rows are not kept in memory
-        self.rows = csv.DictWriter(self.table, fieldnames=("frame", "time_s", *CSV_FIELDS), lineterminator="\n")
+        self.rows = csv.DictWriter(self.table, fieldnames=("frame", "time_s", *fields), lineterminator="\n")
         self.rows.writeheader()
         self.count = 0
 
-    def __call__(self, item: tuple[Frame, np.ndarray, np.ndarray]) -> None:
-        from unip_hub.inference.images import index_image, write_png_atomic
-        from unip_hub.inference.render import overlay, thermal_overlay
-        from unip_hub.inference.stats import csv_rows, temperature_stats
+    def bounds(self, frame: Frame) -> tuple[float, float] | None:
+        """The colour-bar ends (degC) of a radiometric frame, smoothed over time; None without temperatures."""
+        if frame.celsius is None:
+            return None
+        bounds = celsius_bounds(frame)
+        return self.colour_bar.smooth(bounds) if bounds is not None else (0.0, 1.0)
 
-        frame, gray, mask = item
-        if frame.celsius is not None:
-            bounds = celsius_bounds(frame)
-            bounds = self.colour_bar.smooth(bounds) if bounds is not None else (0.0, 1.0)
-            picture = thermal_overlay(frame.celsius, mask, self.colours, self.names, bounds, self.settings.alpha,
-                                      all_classes=True, levels=celsius_levels(frame, *bounds))
-            stats = temperature_stats(frame.celsius, mask, self.names, self.settings.min_area,
-                                      self.settings.hot_above)
-        else:
-            picture = overlay(gray, mask, self.colours, self.settings.alpha)
-            stats = class_areas(mask, self.names)
+    def write(self, picture: np.ndarray, rows: Iterable[dict[str, Any]]) -> None:
+        """Encodes this frame's picture and appends its table rows; the next frame's number follows."""
         self.encoder.write(picture)
         time_s = round(self.count / self.fps, 4)
-        self.rows.writerows([{"frame": self.count, "time_s": time_s, **row} for row in csv_rows(stats)])
-        if self.settings.masks:
-            write_png_atomic(index_image(mask, self.num_classes), self.folder / "masks" / f"{self.count:06d}.png")
+        self.rows.writerows({"frame": self.count, "time_s": time_s, **row} for row in rows)
         self.count += 1
 
     def close(self) -> None:
@@ -173,6 +163,36 @@ class _Sink:
             self.encoder.close()
         finally:
             self.table.close()
+
+
+class _Sink(VideoSink):
+    """Renders, encodes and tabulates segmented frames."""
+
+    def __init__(self, folder: Path, fps: float, settings: VideoSettings, model: Any) -> None:
+        from unip_hub.inference.render import palette_array
+
+        super().__init__(folder, fps, settings, CSV_FIELDS)
+        self.names, self.num_classes = model.class_names, model.num_classes
+        self.colours = palette_array(model.num_classes, model.palette)
+
+    def __call__(self, item: tuple[Frame, np.ndarray, np.ndarray]) -> None:
+        from unip_hub.inference.images import index_image, write_png_atomic
+        from unip_hub.inference.render import overlay, thermal_overlay
+        from unip_hub.inference.stats import csv_rows, temperature_stats
+
+        frame, gray, mask = item
+        bounds = self.bounds(frame)
+        if bounds is not None:
+            picture = thermal_overlay(frame.celsius, mask, self.colours, self.names, bounds, self.settings.alpha,
+                                      all_classes=True, levels=celsius_levels(frame, *bounds))
+            stats = temperature_stats(frame.celsius, mask, self.names, self.settings.min_area,
+                                      self.settings.hot_above)
+        else:
+            picture = overlay(gray, mask, self.colours, self.settings.alpha)
+            stats = class_areas(mask, self.names)
+        if self.settings.masks:
+            write_png_atomic(index_image(mask, self.num_classes), self.folder / "masks" / f"{self.count:06d}.png")
+        self.write(picture, csv_rows(stats))
 
 
 def class_areas(mask: np.ndarray, class_names: Any = None) -> dict[str, Any]:

@@ -15,12 +15,53 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["add_dataclass_arguments", "cli_fields", "dataclass_from_args"]
+from unip_hub.constants import INPUT_SCALING
+
+__all__ = ["InputOptions", "RunOptions", "add_dataclass_arguments", "cli_fields", "counts_pair", "dataclass_from_args",
+           "option"]
+
+
+def option(default: Any, text: str, **meta: Any) -> Any:
+    """A dataclass field with its command-line help and argparse metadata (see the module docstring)."""
+    return dataclasses.field(default=default, metadata={"help": text, **meta})
+
+
+def counts_pair(value: Any) -> tuple[float, float] | None:
+    """``(gain, offset)`` as two floats (or ``None``); a zero or non-finite gain is refused."""
+    if value is None:
+        return None
+    gain, offset = (float(v) for v in value)
+    if not (math.isfinite(gain) and math.isfinite(offset)) or gain == 0:
+        raise ValueError(f"counts_to_celsius must be a finite non-zero GAIN and a finite OFFSET, got {value!r}")
+    return gain, offset
+
+
+@dataclasses.dataclass
+class InputOptions:
+    """How a run's images become the model's 8-bit gray input, for every task: saved in the run's checkpoints and
+    applied again by ``unip eval`` / ``segment`` / ``detect``."""
+
+    input_scaling: str = option(INPUT_SCALING, "how images become the model's 8-bit gray, saved in the checkpoint "
+                                "and applied by unip eval / segment / detect: 'percentile LOW/HIGH' (default "
+                                "percentile 0.5/99.5), 'window LOW..HIGH degC' (radiometric data: float TIFF/NPY in "
+                                "degC or K, R-JPEG) or '8-bit' (8-bit images as they are)")
+    counts_to_celsius: tuple[float, float] | None = option(
+        None, "16-bit count images (TLinear): degC = GAIN * count + OFFSET (Boson: 0.01 -273.15), for a 'window "
+        "LOW..HIGH degC' scaling; saved in the checkpoint beside the scaling (default: none)",
+        metavar=("GAIN", "OFFSET"))
+
+    def canonical_input(self) -> None:
+        """Rewrites the scaling as its canonical text (compared on resume) and the calibration as two floats."""
+        from unip_hub.data.scaling import InputScaling
+
+        self.input_scaling = str(InputScaling.parse(self.input_scaling))
+        self.counts_to_celsius = counts_pair(self.counts_to_celsius)
 
 
 def _base_type(hint: Any) -> Any:
@@ -91,3 +132,23 @@ def dataclass_from_args(cls: type, args: argparse.Namespace | Mapping[str, Any],
             value = given[name]
             values[name] = tuple(value) if typing.get_origin(typ) is tuple and value is not None else value
     return cls(**values)
+
+
+@dataclasses.dataclass
+class RunOptions(InputOptions):
+    """The settings every task's training run has (optimizer peak, AMP, evaluation cadence, resuming, devices,
+    logs); a task's config adds its own (model, data, schedule, defaults of its recipe)."""
+
+    lr: float = option(1e-4, "peak learning rate (default 1e-4)")
+    betas: tuple[float, float] = option((0.9, 0.999), "AdamW betas (default 0.9 0.999)", metavar=("B1", "B2"))
+    clip_grad: float | None = option(None, "clip the gradient norm to this value (default: no clipping)")
+    amp: bool = option(True, "mixed precision on CUDA (default on; ignored on CPU)")
+    eval_interval: int | None = option(None, "evaluate and checkpoint every N iterations (default: a tenth of the run)")
+    resume: str | None = option(None, "continue a run from its last.pth (settings come from the file); 'auto': "
+                                "continue <out-dir>/last.pth if present, else start (re-run the same command line)")
+    num_workers: int = option(2, "data-loading workers per process (default 2)")
+    device: str = option("auto", "device (default auto)", choices=("auto", "cpu", "cuda"))
+    log_interval: int = option(20, "log every N iterations (default 20)")
+    tensorboard: bool = option(True, "TensorBoard events in <out-dir>/tb (default on)")
+    progress: bool = option(True, "progress bars (default on)")
+

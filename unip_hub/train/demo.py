@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def demo_config(out_dir: Path, iterations: int, weights: str | None = None, quic
 
 def seconds_per_iteration(cfg: FinetuneConfig, steps: int = 3) -> float:
     """Times ``steps`` training steps (after one warm-up step) of a throw-away copy of the run's model."""
-    from unip_hub.train.core import LossScaler, StepContext, train_step
+    from unip_hub.train.core import LossScaler, StepContext
     from unip_hub.train.engine import SegLoss, SegTrainWrapper
     from unip_hub.train.optim import param_groups_lrd
 
@@ -66,12 +67,8 @@ def seconds_per_iteration(cfg: FinetuneConfig, steps: int = 3) -> float:
     loss = SegLoss(cfg.aux_weight)
     batch = [train[i] for i in range(cfg.batch_size)]
     images, labels = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])  # (B, 3, h, w), (B, h, w)
-    train_step(ctx, loss, (images, labels), 0)
-    tic = time.perf_counter()
-    for step in range(steps):
-        train_step(ctx, loss, (images, labels), step)
-    torch.set_rng_state(state)
-    return (time.perf_counter() - tic) / steps
+    torch.set_rng_state(state)  # building the model and the batch drew numbers too
+    return time_train_steps(ctx, loss, (images, labels), steps)
 
 
 def _colorize(label: np.ndarray, palette: list[list[int]]) -> np.ndarray:
@@ -109,8 +106,11 @@ def write_overlays(seg: Any, dataset: Any, out_dir: Path, count: int = 4, mode: 
     return paths
 
 
-def plot_curves(log_csv: Path, path: Path, baseline: float | None = None) -> Path | None:
-    """``curves.png``: training loss and test mIoU against the iteration (None if matplotlib is missing)."""
+def plot_curves(log_csv: Path, path: Path, metrics: Sequence[tuple[str, str]], loss_label: str, title: str,
+                reference: tuple[float, str] | None = None) -> Path | None:
+    """``curves.png`` of a demo run: training loss, and each evaluation ``metrics`` column (``(column, label)``,
+    0..1, drawn in %) against the iteration, with an optional ``reference`` line (``(value, label)``: what chance
+    or the majority class scores). ``None`` if matplotlib is missing."""
     try:
         import matplotlib
 
@@ -123,20 +123,36 @@ def plot_curves(log_csv: Path, path: Path, baseline: float | None = None) -> Pat
 
     rows = read_log(log_csv)
     train = [(int(r["iteration"]), float(r["loss"])) for r in rows if r["kind"] == "train"]
-    evals = [(int(r["iteration"]), 100 * float(r["mIoU"])) for r in rows if r["kind"] == "eval"]
+    evals = [r for r in rows if r["kind"] == "eval"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.plot(*zip(*train), color="tab:blue")
-    ax1.set(xlabel="iteration", ylabel="loss (decode + 0.4 aux)", title="training loss")
-    ax2.plot(*zip(*evals), marker="o", color="tab:green", label="UNIP-T")
-    if baseline is not None:
-        ax2.axhline(100 * baseline, color="gray", linestyle="--", label="majority class")
-    ax2.set(xlabel="iteration", ylabel="mIoU (%)", title="held-out mIoU", ylim=(0, 100))
-    ax2.legend(loc="lower right")
+    ax1.set(xlabel="iteration", ylabel=loss_label, title="training loss")
+    for (column, label), colour, marker in zip(metrics, ("tab:green", "tab:olive", "tab:cyan"), "os^"):
+        ax2.plot([int(r["iteration"]) for r in evals], [100 * float(r[column]) for r in evals], marker=marker,
+                 color=colour, label=label)
+    if reference is not None:
+        ax2.axhline(100 * reference[0], color="gray", linestyle="--", label=reference[1])
+    ax2.set(xlabel="iteration", ylabel="%", title=title, ylim=(0, 100))
+    ax2.legend(loc="best")
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def time_train_steps(ctx: Any, loss: Any, batch: Any, steps: int) -> float:
+    """Seconds per training step of ``ctx`` on ``batch`` (one warm-up step first); the global torch rng state is
+    left as it was, so the run that follows draws the same numbers."""
+    from unip_hub.train.core import train_step
+
+    state = torch.get_rng_state()
+    train_step(ctx, loss, batch, 0)
+    tic = time.perf_counter()
+    for step in range(steps):
+        train_step(ctx, loss, batch, step)
+    torch.set_rng_state(state)
+    return (time.perf_counter() - tic) / steps
 
 
 def majority_baseline(dataset: Any, num_classes: int) -> float:
@@ -188,7 +204,8 @@ def run_demo(out_dir: str | Path = "unip-demo", minutes: float = 3.5, iterations
     resolved = cfg.resolved()
     overlays = write_overlays(seg, test, out / "overlays", 4, resolved.eval_mode, resolved.crop_size, resolved.scale,
                               SYNTHETIC_PALETTE)
-    curves = plot_curves(out / "run" / "log.csv", out / "curves.png", baseline)
+    curves = plot_curves(out / "run" / "log.csv", out / "curves.png", [("mIoU", "UNIP-T")], "loss (decode + 0.4 aux)",
+                         "held-out mIoU", (baseline, "majority class"))
     if run.final is not None:
         print(format_table(run.final, list(test.CLASSES)))
     print(f"\nbest mIoU {100 * run.best_mIoU:.2f} at iteration {run.best_iteration}/{run.iteration} "

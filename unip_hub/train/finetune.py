@@ -15,36 +15,24 @@ checkpoint by mIoU (``best.pth``), log to CSV and TensorBoard, and scale to seve
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from unip_hub.checkpoints import load_state_dict_strict
 from unip_hub.constants import INPUT_SCALING
 from unip_hub.data.presets import DATASETS, PRESETS
 from unip_hub.data.scaling import InputScaling
 from unip_hub.train import dist as udist
-from unip_hub.train.checkpointing import capture_rng_state, load_training_state, restore_rng_state
-from unip_hub.train.core import LossScaler, StepContext, amp_dtype, check_resume, seed_everything
-from unip_hub.train.engine import (
-    LoopSettings,
-    ResumableBatchSampler,
-    SegLoss,
-    SegTrainWrapper,
-    batch_stream,
-    train_loop,
-)
+from unip_hub.train.core import LossScaler, StepContext, amp_dtype
+from unip_hub.train.engine import SegLoss, SegTrainWrapper
 from unip_hub.train.evaluate import evaluate, save_results, summary_line
 from unip_hub.train.finetune_config import RESUMABLE_CHANGES, FinetuneConfig, FinetuneResult, config_from_options
 from unip_hub.train.finetune_data import build_dataset
-from unip_hub.train.logger import RunLogger
 from unip_hub.train.optim import param_groups_lrd
-from unip_hub.utils.atomic import save_torch_atomic, write_text_atomic
+from unip_hub.train.run import TrainingRun, resume_state, start_processes
 
 __all__ = ["DATASETS", "PRESETS", "FinetuneConfig", "FinetuneResult", "build_dataset", "build_segmenter",
            "config_from_options", "finetune", "run_finetune", "segmenter_meta"]
@@ -75,95 +63,32 @@ def segmenter_meta(seg: nn.Module) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- run
-def _resume_state(cfg: FinetuneConfig) -> tuple[Path | None, dict[str, Any] | None]:
-    """The checkpoint to resume (``resume`` file, or ``<out_dir>/last.pth`` with ``auto``) and its state."""
-    out = Path(cfg.out_dir)
-    resume = Path(cfg.resume) if cfg.resume not in (None, "auto") else None
-    if cfg.resume == "auto" and (out / "last.pth").is_file():
-        resume = out / "last.pth"
-    if resume is None:
-        return None, None
-    state = load_training_state(resume)
-    saved = {"input_scaling": INPUT_SCALING, "counts_to_celsius": None, **state["config"]}  # older runs: defaults
-    check_resume(asdict(cfg), saved, resume, ignore=RESUMABLE_CHANGES)
-    return resume, state
-
-
 @dataclass
-class _Run:
-    """One fine-tuning run: its model, optimizer and scaler, and the evaluation record the callbacks update."""
+class SegmentationRun(TrainingRun):
+    """A fine-tuning run: the shared run (:class:`~unip_hub.train.run.TrainingRun`) kept best by mIoU."""
 
-    cfg: FinetuneConfig
-    info: udist.DistInfo
-    seg: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: LossScaler
-    test_ds: Any
-    logger: RunLogger | None = None
-    start: int = 0
-    best: float = -1.0
-    best_it: int = 0
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    final: dict[str, Any] | None = None
+    task: ClassVar[str] = "segmentation"
+    metric: ClassVar[str] = "mIoU"
 
-    @property
-    def main(self) -> bool:
-        return self.info.rank == 0
-
-    @property
-    def out(self) -> Path:
-        return Path(self.cfg.out_dir)
-
-    def restore(self, state: dict[str, Any], path: Path) -> None:
-        """Weights, optimizer, scaler, counters and this rank's rng state of a saved run."""
-        load_state_dict_strict(self.seg, state["state_dict"], source=str(path))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state.get("scaler"))
-        self.start, self.best = int(state["iteration"]), float(state["best_mIoU"])
-        self.best_it, self.evals = int(state["best_iteration"]), list(state.get("evals", []))
-        self.final = self.evals[-1] if self.evals else None
-        rngs = state.get("rng") or []
-        if self.info.rank < len(rngs):
-            restore_rng_state(rngs[self.info.rank])
-        if self.main:
-            print(f"resumed {path} at iteration {self.start}/{self.cfg.iterations}", file=sys.stderr)
-
-    def save(self, iteration: int, names: tuple[str, ...]) -> None:
-        """Writes the training state (with every rank's rng state) to ``names`` in the run folder."""
-        rngs = [capture_rng_state()]
-        if self.info.distributed:
-            rngs = [None] * self.info.world_size
-            torch.distributed.all_gather_object(rngs, capture_rng_state())
-        if not self.main:
-            return
-        seg = self.seg
-        ckpt = {"state_dict": {k: v.detach().cpu() for k, v in seg.state_dict().items()}, "meta": segmenter_meta(seg),
-                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "iteration": iteration, "config": asdict(self.cfg), "rng": rngs, "best_mIoU": self.best,
-                "best_iteration": self.best_it, "evals": self.evals}
-        for name in names:
-            save_torch_atomic(ckpt, self.out / name)
-
-    def on_eval(self, iteration: int) -> None:
-        """Evaluates, logs, keeps the best, checkpoints (``last.pth``, and ``best.pth`` when improved)."""
+    def evaluate(self) -> dict[str, Any]:
         cfg = self.cfg
-        result = evaluate(self.seg, self.test_ds, cfg.eval_mode, cfg.crop_size, cfg.eval_stride, cfg.scale,
-                          num_workers=min(cfg.num_workers, 2), progress=cfg.progress)
-        self.final = result
-        self.evals.append({"iteration": iteration, **{k: result[k] for k in ("mIoU", "mAcc", "aAcc")}})
-        self.logger.log(iteration, "eval", result)
-        improved = result["mIoU"] > self.best
-        if improved:
-            self.best, self.best_it = result["mIoU"], iteration
-        self.save(iteration, ("last.pth", "best.pth") if improved else ("last.pth",))
-        if self.main:
-            save_results(result, self.out / "eval.json", list(self.test_ds.CLASSES), {"iteration": iteration})
-            print(f"iteration {iteration}: {summary_line(result)} (best mIoU {100 * self.best:.2f} at "
-                  f"{self.best_it})", file=sys.stderr)
-        udist.barrier()
+        return evaluate(self.model, self.eval_ds, cfg.eval_mode, cfg.crop_size, cfg.eval_stride, cfg.scale,
+                        num_workers=min(cfg.num_workers, 2), progress=cfg.progress)
+
+    def eval_record(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {k: result[k] for k in ("mIoU", "mAcc", "aAcc")}
+
+    def meta(self, iteration: int) -> dict[str, Any]:
+        return segmenter_meta(self.model)
+
+    def write_evaluation(self, result: dict[str, Any], iteration: int) -> None:
+        save_results(result, self.out / "eval.json", list(self.eval_ds.CLASSES), {"iteration": iteration})
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return summary_line(result)
 
 
-def _build_run(cfg: FinetuneConfig, info: udist.DistInfo, train_ds: Any, test_ds: Any) -> _Run:
+def _build_run(cfg: FinetuneConfig, info: udist.DistInfo, train_ds: Any, test_ds: Any) -> SegmentationRun:
     """Segmenter (on its device), AdamW with layer-wise decay and the loss scaler of a run."""
     device = torch.device(info.device)
     seg = build_segmenter(cfg, list(train_ds.CLASSES), getattr(train_ds, "PALETTE", None)).to(device)
@@ -171,13 +96,13 @@ def _build_run(cfg: FinetuneConfig, info: udist.DistInfo, train_ds: Any, test_ds
     optimizer = torch.optim.AdamW(param_groups_lrd(seg, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr,
                                   betas=cfg.betas, fused=device.type in ("cpu", "cuda"))
     scaler = LossScaler(device, amp_dtype(cfg.amp, device), cfg.clip_grad)
-    return _Run(cfg, info, seg, optimizer, scaler, test_ds)
+    return SegmentationRun(cfg, info, seg, optimizer, scaler, test_ds)
 
 
-def _context(run: _Run) -> StepContext:
+def _context(run: SegmentationRun) -> StepContext:
     """The step context: the training wrapper (SyncBatchNorm and DDP in multi-GPU runs) and the autocast dtype."""
     cfg, info, device = run.cfg, run.info, torch.device(run.info.device)
-    wrapper: nn.Module = SegTrainWrapper(run.seg)
+    wrapper: nn.Module = SegTrainWrapper(run.model)
     if info.distributed and cfg.sync_bn and device.type == "cuda":
         wrapper = nn.SyncBatchNorm.convert_sync_batchnorm(wrapper)
     if info.distributed:
@@ -197,41 +122,17 @@ def finetune(config: FinetuneConfig, stop_after: int | None = None) -> FinetuneR
         ``config.json`` and ``eval.json``.
     """
     cfg = config.resolved()
-    info = udist.init_distributed(None if cfg.device == "auto" else cfg.device)
-    resume, state = _resume_state(cfg)
-    if cfg.batch_size % info.world_size:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {info.world_size} processes")
-    seed_everything(cfg.seed + info.rank)
+    info = start_processes(cfg)
+    resume, state = resume_state(cfg, "segmentation", RESUMABLE_CHANGES,
+                                 defaults={"input_scaling": INPUT_SCALING, "counts_to_celsius": None})
     train_ds, test_ds = build_dataset(cfg, "train"), build_dataset(cfg, "test")
     run = _build_run(cfg, info, train_ds, test_ds)
-    if state is not None:
-        run.restore(state, resume)
-    elif run.main and cfg.weights is None:
-        print("note: no --weights given, the backbone starts from random initialisation", file=sys.stderr)
+    run.begin(state, resume)
     ctx = _context(run)
-    run.logger = RunLogger(run.out, run.start, cfg.tensorboard, enabled=run.main)
-    if run.main:
-        write_text_atomic(json.dumps(asdict(cfg), indent=2), run.out / "config.json")
-    return _train(run, ctx, train_ds, stop_after)
-
-
-def _train(run: _Run, ctx: StepContext, train_ds: Any, stop_after: int | None) -> FinetuneResult:
-    """The loop of a prepared run, from ``run.start`` to the end (or ``stop_after``)."""
-    cfg, info = run.cfg, run.info
-    sampler = ResumableBatchSampler(len(train_ds), cfg.batch_size // info.world_size, cfg.seed, info.rank,
-                                    info.world_size)
-    settings = LoopSettings(cfg.iterations, cfg.warmup, cfg.lr, run.start, cfg.eval_interval, cfg.log_interval,
-                            stop_after, cfg.progress)
     loss = SegLoss(cfg.aux_weight if cfg.head == "upernet" else 0.0)
-    batches = batch_stream(train_ds, sampler, run.start, cfg.num_workers, pin_memory=ctx.device.type == "cuda")
-    try:
-        history = train_loop(ctx, batches, settings, loss, on_log=lambda it, row: run.logger.log(it, "train", row),
-                             on_eval=run.on_eval, on_stop=lambda it: run.save(it, ("last.pth",)))
-    finally:
-        batches.close()
-        run.logger.close()
-    done = run.start + len(history)
-    return FinetuneResult(run.out, done, run.best, run.best_it, run.final, history, run.seg.eval())
+    history = run.fit(ctx, train_ds, loss, stop_after)
+    return FinetuneResult(run.out, run.start + len(history), run.best, run.best_it, run.final, history,
+                          run.model.eval())
 
 
 def run_finetune(options: Any) -> FinetuneResult:

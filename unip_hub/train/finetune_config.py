@@ -7,14 +7,13 @@ from the dataset presets (:mod:`unip_hub.data.presets`) and the crop size.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unip_hub.constants import INPUT_SCALING, PATCH_SIZE, SEGMENTER_HEADS, SEGMENTER_NECKS, SLIDE_CROP, VIT_SIZES
 from unip_hub.data.presets import DATASETS, get_preset
-from unip_hub.data.scaling import InputScaling
+from unip_hub.train.config import RunOptions, option
 
 if TYPE_CHECKING:
     from torch import nn
@@ -24,68 +23,43 @@ RESUMABLE_CHANGES = frozenset({"resume", "out_dir", "num_workers", "device", "lo
                                "tensorboard", "progress"})
 
 
-def _opt(default: Any, text: str, **meta: Any) -> Any:
-    """A dataclass field with its command-line help (see :mod:`unip_hub.train.config`)."""
-    return field(default=default, metadata={"help": text, **meta})
-
-
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(RunOptions):
     """Every setting of a fine-tuning run (mapped one to one to ``unip finetune`` options)."""
 
-    dataset: str = _opt("synthetic", "dataset layout (presets: SODA 14,400 it, MFNet 9,800, SCUT-Seg 16,800; "
+    dataset: str = option("synthetic", "dataset layout (presets: SODA 14,400 it, MFNet 9,800, SCUT-Seg 16,800; "
                         "default synthetic)", choices=DATASETS)
-    data_root: str | None = _opt(None, "dataset folder (folder: <root>/images/<split>, <root>/labels/<split>, "
+    data_root: str | None = option(None, "dataset folder (folder: <root>/images/<split>, <root>/labels/<split>, "
                                  "classes.txt)")
-    classes: str | None = _opt(None, "folder datasets: comma-separated class names or a file with one per line")
-    train_split: str = _opt("train", "training split (default train)")
-    test_split: str = _opt("test", "evaluation split (default test)")
-    arch: str = _opt("unip_vit_small", "backbone (default unip_vit_small)", choices=tuple(VIT_SIZES))
-    weights: str | None = _opt(None, "pre-trained backbone: registry tag (mae_large, ibot_large) or a file; "
+    classes: str | None = option(None, "folder datasets: comma-separated class names or a file with one per line")
+    train_split: str = option("train", "training split (default train)")
+    test_split: str = option("test", "evaluation split (default test)")
+    arch: str = option("unip_vit_small", "backbone (default unip_vit_small)", choices=tuple(VIT_SIZES))
+    weights: str | None = option(None, "pre-trained backbone: registry tag (mae_large, ibot_large) or a file; "
                                "default random init")
-    head: str | None = _opt(None, "decode head (default upernet; linear with --linear-probe)",
+    head: str | None = option(None, "decode head (default upernet; linear with --linear-probe)",
                             choices=SEGMENTER_HEADS)
-    neck: str = _opt("last", "LL-FPN on the last block (default) or blocks 4/6/8/12", choices=SEGMENTER_NECKS)
-    linear_probe: bool = _opt(False, "freeze the backbone (linear probing)", action="store_true")
-    aux_weight: float = _opt(0.4, "weight of the auxiliary FCN loss (default 0.4)")
-    drop_path: float = _opt(0.1, "stochastic depth rate (default 0.1)")
-    init_values: float = _opt(1.0, "layer-scale initial value (default 1.0)")
-    iterations: int | None = _opt(None, "training iterations (default: the dataset preset)")
-    warmup: int | None = _opt(None, "linear warm-up iterations (default: the dataset preset)")
-    batch_size: int = _opt(8, "global batch size over all processes (default 8)")
-    lr: float = _opt(1e-4, "peak learning rate (default 1e-4)")
-    betas: tuple[float, float] = _opt((0.9, 0.999), "AdamW betas (default 0.9 0.999)", metavar=("B1", "B2"))
-    weight_decay: float = _opt(0.05, "AdamW weight decay (default 0.05)")
-    layer_decay: float = _opt(0.85, "layer-wise lr decay (default 0.85)")
-    clip_grad: float | None = _opt(None, "clip the gradient norm to this value (default: no clipping)")
-    input_scaling: str = _opt(INPUT_SCALING, "how images become the model's 8-bit gray, saved in the checkpoint "
-                              "and applied by unip eval / segment: 'percentile LOW/HIGH' (default percentile "
-                              "0.5/99.5), 'window LOW..HIGH degC' (radiometric data: float TIFF/NPY in degC or K, "
-                              "R-JPEG) or '8-bit' (8-bit images as they are)")
-    counts_to_celsius: tuple[float, float] | None = _opt(
-        None, "16-bit count images (TLinear): degC = GAIN * count + OFFSET (Boson: 0.01 -273.15), for a 'window "
-        "LOW..HIGH degC' scaling; saved in the checkpoint beside the scaling (default: none)",
-        metavar=("GAIN", "OFFSET"))
-    crop_size: int = _opt(SLIDE_CROP, "training crop side, a multiple of 16 (default 512)")
-    scale: tuple[int, int] | None = _opt(None, "rescale target of train and test images (default 4 x crop, crop = "
+    neck: str = option("last", "LL-FPN on the last block (default) or blocks 4/6/8/12", choices=SEGMENTER_NECKS)
+    linear_probe: bool = option(False, "freeze the backbone (linear probing)", action="store_true")
+    aux_weight: float = option(0.4, "weight of the auxiliary FCN loss (default 0.4)")
+    drop_path: float = option(0.1, "stochastic depth rate (default 0.1)")
+    init_values: float = option(1.0, "layer-scale initial value (default 1.0)")
+    iterations: int | None = option(None, "training iterations (default: the dataset preset)")
+    warmup: int | None = option(None, "linear warm-up iterations (default: the dataset preset)")
+    batch_size: int = option(8, "global batch size over all processes (default 8)")
+    weight_decay: float = option(0.05, "AdamW weight decay (default 0.05)")
+    layer_decay: float = option(0.85, "layer-wise lr decay (default 0.85)")
+    crop_size: int = option(SLIDE_CROP, "training crop side, a multiple of 16 (default 512)")
+    scale: tuple[int, int] | None = option(None, "rescale target of train and test images (default 4 x crop, crop = "
                                          "2048 512)", metavar=("LONG", "SHORT"))
-    amp: bool = _opt(True, "mixed precision on CUDA (default on; ignored on CPU)")
-    sync_bn: bool = _opt(True, "SyncBatchNorm in multi-GPU runs (default on)")
-    eval_interval: int | None = _opt(None, "evaluate and checkpoint every N iterations (default: a tenth of the run)")
-    eval_mode: str = _opt("slide", "test inference (default slide)", choices=("slide", "whole"))
-    eval_stride: int | None = _opt(None, "sliding-window stride (default 2/3 of the crop: 341 at 512)")
-    out_dir: str = _opt("runs/finetune", "run folder for checkpoints and logs (default runs/finetune)")
-    seed: int = _opt(0, "random seed (default 0)")
-    resume: str | None = _opt(None, "continue a run from its last.pth (settings come from the file); 'auto': "
-                              "continue <out-dir>/last.pth if present, else start (re-run the same command line)")
-    num_workers: int = _opt(2, "data-loading workers per process (default 2)")
-    device: str = _opt("auto", "device (default auto)", choices=("auto", "cpu", "cuda"))
-    log_interval: int = _opt(20, "log every N iterations (default 20)")
-    tensorboard: bool = _opt(True, "TensorBoard events in <out-dir>/tb (default on)")
-    progress: bool = _opt(True, "progress bars (default on)")
-    synthetic_train: int = _opt(512, "synthetic dataset: training scenes (default 512)")
-    synthetic_test: int = _opt(32, "synthetic dataset: test scenes (default 32)")
-    synthetic_size: tuple[int, int] = _opt((128, 160), "synthetic scene size (default 128 160)", metavar=("H", "W"))
+    sync_bn: bool = option(True, "SyncBatchNorm in multi-GPU runs (default on)")
+    eval_mode: str = option("slide", "test inference (default slide)", choices=("slide", "whole"))
+    eval_stride: int | None = option(None, "sliding-window stride (default 2/3 of the crop: 341 at 512)")
+    out_dir: str = option("runs/finetune", "run folder for checkpoints and logs (default runs/finetune)")
+    seed: int = option(0, "random seed (default 0)")
+    synthetic_train: int = option(512, "synthetic dataset: training scenes (default 512)")
+    synthetic_test: int = option(32, "synthetic dataset: test scenes (default 32)")
+    synthetic_size: tuple[int, int] = option((128, 160), "synthetic scene size (default 128 160)", metavar=("H", "W"))
     # UnipViT overrides (Python API only: tiny tests)
     backbone_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
 
@@ -103,23 +77,12 @@ class FinetuneConfig:
         c.eval_stride = c.eval_stride or round(c.crop_size * 2 / 3)
         c.eval_interval = c.eval_interval if c.eval_interval is not None else max(c.iterations // 10, 1)
         c.betas, c.synthetic_size = tuple(c.betas), tuple(c.synthetic_size)
-        c.input_scaling = str(InputScaling.parse(c.input_scaling))  # canonical text: compared on resume
-        c.counts_to_celsius = _counts(c.counts_to_celsius)
+        c.canonical_input()
         if c.iterations <= 0 or c.warmup < 0 or c.batch_size <= 0 or c.crop_size % PATCH_SIZE:
             raise ValueError("iterations and batch_size must be positive, warmup >= 0, crop_size a multiple of 16")
         if c.eval_mode not in ("slide", "whole"):
             raise ValueError(f"eval_mode must be 'slide' or 'whole', got {c.eval_mode!r}")
         return c
-
-
-def _counts(value: Any) -> tuple[float, float] | None:
-    """``(gain, offset)`` as two floats (or ``None``); a zero or non-finite gain is refused."""
-    if value is None:
-        return None
-    gain, offset = (float(v) for v in value)
-    if not (math.isfinite(gain) and math.isfinite(offset)) or gain == 0:
-        raise ValueError(f"counts_to_celsius must be a finite non-zero GAIN and a finite OFFSET, got {value!r}")
-    return gain, offset
 
 
 @dataclass
