@@ -322,6 +322,34 @@ def test_unip_segment_routes_geotiffs(tmp_path, seg):
                                                                "ortho_hotspots.geojson", "ortho_preview.png"}
 
 
+def test_unip_segment_finds_geotiffs_inside_folders(tmp_path, seg, capsys):
+    """A folder with an orthomosaic and a plain frame: the GeoTIFF goes to the tiled path, the PNG to the image
+    path under its usual name."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
+    from unip_hub.cli import main
+
+    (tmp_path / "flight").mkdir()
+    _raster(tmp_path / "flight" / "ortho.tif")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56), dtype=np.uint8)).save(
+        tmp_path / "flight" / "frame.png")
+    model = save_segmenter_checkpoint(seg, tmp_path / "seg.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["segment", str(tmp_path / "flight"), "--model", str(model), "--out", str(tmp_path / "out"),
+                   "--tile-size", "128", "--overlap", "32", "--mode", "whole", "--quiet", "--json"])
+    assert rc == 0
+    records = {Path(r["input"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert set(records) == {"ortho.tif", "frame.png"}
+    assert records["ortho.tif"]["tiles"] > 0 and (tmp_path / "out" / "ortho_mask.tif").is_file()
+    masks = tmp_path / "out" / "masks"
+    assert (masks / "frame.png").is_file() and not (masks / "ortho.png").exists()  # never read as a plain image
+
+
 def test_geo_benchmark_child_and_summary(tmp_path, monkeypatch):
     import json
 

@@ -152,13 +152,18 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
     sequences = video is not None if folders_as_video is None else folders_as_video
     videos = [p for p in inputs if is_video(p) or (sequences and Path(p).is_dir())]
     images = [p for p in inputs if p not in videos]
-    rasters = _georeferenced(images)
-    images = [p for p in images if p not in rasters]
-    records = segment_files(model, images, out_dir, settings, predictor, **options) if images else []
-    if rasters:
-        from unip_hub.geo.segment import segment_raster_files
+    records: list[dict[str, Any]] = []
+    if images:
+        files, names = list_inputs(images)  # folders searched here, so GeoTIFFs inside them are found too
+        rasters = set(_georeferenced(files))
+        plain = [(f, n) for f, n in zip(files, names) if f not in rasters]
+        if plain:
+            records = segment_files(model, [f for f, _ in plain], out_dir, settings, predictor,
+                                    names=[n for _, n in plain], **options)
+        if rasters:
+            from unip_hub.geo.segment import segment_raster_files
 
-        records += segment_raster_files(predictor, rasters, out_dir, geo)
+            records += segment_raster_files(predictor, [f for f in files if f in rasters], out_dir, geo)
     for source in videos:
         try:
             records.append(segment_video(predictor, source, out_dir, inference, video or default_video))
