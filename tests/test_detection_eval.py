@@ -60,14 +60,14 @@ def _scene(seed: int = 0) -> tuple[dict, list[dict]]:
     return {"images": images, "annotations": annotations, "categories": categories}, results
 
 
-def _pycocotools(ground_truth: dict, results: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def _pycocotools(ground_truth: dict, results: list[dict], iou_type: str = "bbox") -> tuple[np.ndarray, np.ndarray]:
     coco = pytest.importorskip("pycocotools.coco")
     cocoeval = pytest.importorskip("pycocotools.cocoeval")
     with contextlib.redirect_stdout(io.StringIO()):
         gt = coco.COCO()
         gt.dataset = copy.deepcopy(ground_truth)
         gt.createIndex()
-        evaluator = cocoeval.COCOeval(gt, gt.loadRes(copy.deepcopy(results)), "bbox")
+        evaluator = cocoeval.COCOeval(gt, gt.loadRes(copy.deepcopy(results)), iou_type)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -89,6 +89,52 @@ def test_coco_evaluate_equals_pycocotools(seed):
         assert ours[f"AP/{name}"] == pytest.approx(float(values[values > -1].mean()), abs=1e-9), name
     assert 0.05 < ours["AP"] < 0.95 and ours["APs"] != -1 and ours["APl"] != -1  # a non-trivial case
     assert ground_truth == _scene(seed)[0]  # the inputs are not modified
+
+
+def _ellipse(box: list[float], height: int = 256, width: int = 320) -> np.ndarray:
+    """A filled ellipse inside an XYWH box, uint8 (H, W): an instance mask that is not its box."""
+    x, y, w, h = box
+    yy, xx = np.mgrid[:height, :width]
+    return ((((xx + 0.5 - x - w / 2) / (w / 2)) ** 2 + ((yy + 0.5 - y - h / 2) / (h / 2)) ** 2) <= 1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mask_ap_equals_pycocotools(seed):
+    """Instance-mask AP (``iou_type="segm"``, Mask R-CNN) through faster-coco-eval equals pycocotools'."""
+    from unip_hub.detection.datasets import mask_rle
+
+    ground_truth, results = _scene(seed)
+    for a in ground_truth["annotations"]:
+        a["segmentation"] = mask_rle(_ellipse(a["bbox"]))
+    for r in results:
+        r["segmentation"] = mask_rle(_ellipse(r["bbox"]))
+    ours = coco_evaluate(ground_truth, results, iou_type="segm")
+    stats, _ = _pycocotools(ground_truth, results, "segm")
+    for name, value in zip(COCO_STATS, stats, strict=True):
+        assert ours[name] == pytest.approx(float(value), abs=1e-9), name
+    assert 0.05 < ours["AP"] < 0.95 and ours["AP"] != coco_evaluate(ground_truth, results)["AP"]
+
+
+def test_evaluator_reports_mask_ap_for_mask_outputs():
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (48, 64), dtype=np.uint8) for _ in range(2)]
+    boxes = [[[4, 6, 30, 40]], [[20, 2, 60, 30]]]
+    masks = [_ellipse([b[0][0], b[0][1], b[0][2] - b[0][0], b[0][3] - b[0][1]], 48, 64)[None] for b in boxes]
+    targets = [{"boxes": b, "labels": [0], "masks": m} for b, m in zip(boxes, masks, strict=True)]
+    dataset = dataset_from_arrays(images, targets, ["person"])
+    evaluator = DetectionEvaluator(dataset, miss_rate_class=None)
+    assert all("segmentation" in a for a in dataset.coco_ground_truth()["annotations"])
+    right = [{"boxes": torch.tensor(b, dtype=torch.float32), "scores": torch.tensor([0.9]), "labels": torch.tensor([0]),
+              "masks": torch.from_numpy(m[None].astype(np.float32))} for b, m in zip(boxes, masks, strict=True)]
+    evaluator.update(dataset.image_ids, right)
+    metrics = evaluator.compute()
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["mask_AP"] == pytest.approx(1.0)
+    evaluator.reset()
+    wrong = [{**o, "masks": torch.from_numpy(1 - m[None].astype(np.float32))}
+             for o, m in zip(right, masks, strict=True)]
+    evaluator.update(dataset.image_ids, wrong)  # right boxes, inverted masks
+    metrics = evaluator.compute()
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["mask_AP"] == pytest.approx(0.0)
 
 
 def test_coco_evaluate_refuses_unknown_images_and_handles_no_detections():

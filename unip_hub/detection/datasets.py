@@ -200,15 +200,29 @@ class DetectionDataset(Dataset):
             for record in self.records:
                 images.append({"id": record.image_id, "width": record.width, "height": record.height,
                                "file_name": record.file_name})
-                for box, label, crowd, area in zip(record.boxes.tolist(), record.labels.tolist(),
-                                                   record.iscrowd.tolist(), record.areas.tolist(), strict=True):
+                for k, (box, label, crowd, area) in enumerate(zip(record.boxes.tolist(), record.labels.tolist(),
+                                                                  record.iscrowd.tolist(), record.areas.tolist(),
+                                                                  strict=True)):
                     annotations.append({"id": len(annotations) + 1, "image_id": record.image_id,
                                         "category_id": self.category_ids[label], "iscrowd": crowd, "area": area,
                                         "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
+                    if record.segmentations is not None:  # instance masks: the mask AP's ground truth
+                        mask = _instance_mask(record.segmentations[k], record.boxes[k], record.width,
+                                              record.height, f"{record.file_name} box {k}")
+                        annotations[-1]["segmentation"] = mask_rle(mask)
             categories = [{"id": cid, "name": name} for cid, name in zip(self.category_ids, self.class_names,
                                                                           strict=True)]
             self._ground_truth = {"images": images, "annotations": annotations, "categories": categories}
         return self._ground_truth
+
+
+def mask_rle(mask: np.ndarray) -> dict[str, Any]:
+    """COCO run-length encoding of a binary (H, W) mask, with its ``counts`` as text (JSON-ready)."""
+    from faster_coco_eval.core import mask as coco_mask
+
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")
+            if isinstance(rle["counts"], bytes) else rle["counts"]}
 
 
 def _instance_mask(segmentation: Any, box: np.ndarray, width: int, height: int, name: str) -> np.ndarray:

@@ -39,9 +39,10 @@ def _quiet(*_: Any) -> None:
     """faster-coco-eval's progress messages: dropped."""
 
 
-def coco_evaluate(ground_truth: dict, results: list[dict], class_names: Sequence[str] | None = None
-                  ) -> dict[str, float]:
-    """COCO box evaluation of ``results`` against ``ground_truth`` (0..1 scale).
+def coco_evaluate(ground_truth: dict, results: list[dict], class_names: Sequence[str] | None = None,
+                  iou_type: str = "bbox") -> dict[str, float]:
+    """COCO box (``iou_type="bbox"``) or instance-mask (``"segm"``: results and ground truth carry
+    ``segmentation``) evaluation of ``results`` against ``ground_truth`` (0..1 scale).
 
     Args:
         ground_truth: A COCO dict (``images``, ``annotations``, ``categories``), e.g.
@@ -62,7 +63,7 @@ def coco_evaluate(ground_truth: dict, results: list[dict], class_names: Sequence
     unknown = sorted({int(r["image_id"]) for r in results} - known)
     if unknown:
         raise ValueError(f"results name image ids {unknown[:5]} that are not in the ground truth")
-    evaluator = COCOeval_faster(gt, gt.loadRes(copy.deepcopy(results)), "bbox", print_function=_quiet)
+    evaluator = COCOeval_faster(gt, gt.loadRes(copy.deepcopy(results)), iou_type, print_function=_quiet)
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()
@@ -85,11 +86,12 @@ def results_json(image_ids: Sequence[int], outputs: Sequence[dict], category_ids
 
     Args:
         image_ids: The annotation file's id of each image.
-        outputs: Per image: ``boxes`` (N, 4) XYXY pixels, ``scores`` (N,), ``labels`` (N,) 0..K-1.
+        outputs: Per image: ``boxes`` (N, 4) XYXY pixels, ``scores`` (N,), ``labels`` (N,) 0..K-1, and for Mask
+            R-CNN ``masks`` (N, 1, H, W) probabilities (thresholded at 0.5, as torchvision's references do).
         category_ids: Original category id of each label.
 
     Returns:
-        ``[{image_id, category_id, bbox: [x, y, w, h], score}, ...]``.
+        ``[{image_id, category_id, bbox: [x, y, w, h], score}, ...]`` (with ``segmentation`` RLE for masks).
     """
     if len(image_ids) != len(outputs):
         raise ValueError(f"{len(image_ids)} image ids for {len(outputs)} outputs")
@@ -100,9 +102,14 @@ def results_json(image_ids: Sequence[int], outputs: Sequence[dict], category_ids
         if len(labels) and (labels.min() < 0 or labels.max() >= len(category_ids)):
             raise ValueError(f"image {image_id}: labels {sorted(set(labels.tolist()))} outside 0.."
                              f"{len(category_ids) - 1}")
-        for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True):
+        masks = _numpy(output["masks"]) if output.get("masks") is not None else None  # (N, 1, H, W)
+        for n, (box, score, label) in enumerate(zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True)):
             entries.append({"image_id": int(image_id), "category_id": int(category_ids[int(label)]),
                             "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "score": float(score)})
+            if masks is not None:
+                from unip_hub.detection.datasets import mask_rle
+
+                entries[-1]["segmentation"] = mask_rle(masks[n].reshape(masks.shape[-2:]) >= 0.5)
     return entries
 
 
@@ -237,8 +244,13 @@ class DetectionEvaluator:
         self.results += results_json(image_ids, outputs, self.category_ids)
 
     def compute(self) -> dict[str, float]:
-        """COCO statistics and per-class AP (0..1), plus ``MR-2`` when a miss-rate class is set."""
+        """COCO box statistics and per-class AP (0..1); the same for instance masks as ``mask_<name>`` when the
+        outputs and the ground truth have masks (Mask R-CNN); ``MR-2`` when a miss-rate class is set."""
         metrics = coco_evaluate(self.ground_truth, self.results, self.class_names)
+        has_masks = self.results and all("segmentation" in r for r in self.results)
+        if has_masks and all("segmentation" in a for a in self.ground_truth["annotations"]):
+            segm = coco_evaluate(self.ground_truth, self.results, self.class_names, iou_type="segm")
+            metrics.update({f"mask_{name}": value for name, value in segm.items()})
         if self.miss_rate_class is not None:
             cid = self.category_ids[self.class_names.index(self.miss_rate_class)]
             has_gt = any(a["category_id"] == cid and not a.get("iscrowd", 0) for a in self.ground_truth["annotations"])

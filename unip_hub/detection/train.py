@@ -31,7 +31,7 @@ from unip_hub.train.run import TrainingRun
 
 LOG_FIELDS = ("iteration", "kind", "lr", "loss", "loss_classifier", "loss_box_reg", "loss_objectness",
               "loss_rpn_box_reg", "loss_mask", "classification", "bbox_regression", "bbox_ctrness", "sec_per_iter",
-              "AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
+              "AP", "AP50", "AP75", "APs", "APm", "APl", "AR100", "mask_AP", "mask_AP50")
 """``log.csv`` columns: the losses of every head (two-stage, RetinaNet, FCOS) and the COCO metrics."""
 
 
@@ -201,7 +201,8 @@ def run_detection_finetune(options: Any) -> DetectionResult:
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """The COCO metrics (0..1) as text lines in percent: the 12 statistics, per-class AP, MR^-2 when present."""
+    """The COCO metrics (0..1) as text lines in percent: the 12 statistics, per-class AP, the mask AP and MR^-2
+    when present."""
     from unip_hub.detection.evaluate import COCO_STATS
 
     def pct(v: float) -> str:
@@ -213,6 +214,9 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     if per_class:
         width = max(map(len, per_class))
         lines += ["per class AP:"] + [f"  {name:<{width}}  {pct(v)}" for name, v in per_class.items()]
+    if "mask_AP" in metrics:  # Mask R-CNN: the same statistics of the instance masks
+        lines.append("masks: " + "  ".join(f"{k} {pct(metrics['mask_' + k])}" for k in COCO_STATS[:6]
+                                           if "mask_" + k in metrics))
     if "MR-2" in metrics:
         lines.append(f"MR^-2 (log-average miss rate, FPPI 1e-2..1e0): {100 * metrics['MR-2']:.2f} %")
     return "\n".join(lines)
@@ -248,7 +252,8 @@ def evaluate_detector_checkpoint(model_path: str | Path, data: Any, *, device: s
     model = load_detector(model_path, dev)
     counts = data.counts_to_celsius or model.counts_to_celsius
     data = replace(data, input_scaling=model.input_scaling, counts_to_celsius=tuple(counts) if counts else None)
-    dataset = detection_dataset(data, "val", fallback=True)
+    masks = model.config.get("head") == "mask_rcnn" and data.data in ("coco", "synthetic")  # else: boxes only
+    dataset = detection_dataset(data, "val", fallback=True, masks=masks)
     if miss_rate is not None:
         DetectionEvaluator(dataset, miss_rate)  # an unknown class name fails here, before the long part
     metrics = evaluate_detector(model, dataset, batch_size, num_workers, progress, miss_rate or "auto")

@@ -130,10 +130,11 @@ def _class_names(cfg: DetectionDataConfig, images: str) -> list[str]:
 
 
 def synthetic_detection_dataset(n: int, size: tuple[int, int] = (128, 160), seed: int = 0, transforms: Any = None,
-                                scaling: Any = None, min_area: int = 6) -> Any:
+                                scaling: Any = None, min_area: int = 6, masks: bool = False) -> Any:
     """``n`` synthetic thermal street scenes (:func:`unip_hub.data.synthetic.make_scene`) with their people and
     cars as boxes (one per connected blob, :func:`unip_hub.data.instances.instances_from_label`): labels 0 person,
-    1 car. Scene ``i`` is the same for a given ``seed``."""
+    1 car; with ``masks``, each blob's pixels as its instance mask (Mask R-CNN). Scene ``i`` is the same for a
+    given ``seed``."""
     import numpy as np
 
     from unip_hub.data.instances import instances_from_label
@@ -145,7 +146,8 @@ def synthetic_detection_dataset(n: int, size: tuple[int, int] = (128, 160), seed
         gray, label = make_scene(*size, np.random.default_rng((seed, i)))
         inst = instances_from_label(label, [PERSON, CAR], min_area=min_area)
         grays.append(gray)
-        targets.append({"boxes": inst["boxes"].numpy(), "labels": inst["labels"].numpy() - 1})
+        targets.append({"boxes": inst["boxes"].numpy(), "labels": inst["labels"].numpy() - 1,
+                        **({"masks": inst["masks"].numpy()} if masks else {})})
     return dataset_from_arrays(grays, targets, SYNTHETIC_DETECTION_CLASSES, transforms, scaling, seed=seed)
 
 
@@ -158,7 +160,8 @@ def _pair(cfg: DetectionDataConfig, split: str, fallback: bool) -> tuple[str | N
 
 
 def detection_dataset(cfg: DetectionDataConfig, split: str = "train", size: int = 1024,
-                      scale_range: tuple[float, float] = (0.1, 2.0), fallback: bool = False) -> Any:
+                      scale_range: tuple[float, float] = (0.1, 2.0), fallback: bool = False,
+                      masks: bool | None = None) -> Any:
     """The training set (large-scale jitter at ``size``, seeded by ``cfg.seed``) or the validation set (images as
     they are) of ``cfg``, read with its input scaling and counts calibration.
 
@@ -169,6 +172,8 @@ def detection_dataset(cfg: DetectionDataConfig, split: str = "train", size: int 
         scale_range: Scale range of the training augmentation.
         fallback: For ``unip eval``: ``images`` / ``annotations`` / ``labels`` name the evaluated set when no
             ``val_`` flags are given.
+        masks: Read instance masks (Mask R-CNN; COCO ``segmentation``, the synthetic scenes' blobs); default:
+            when ``cfg.head`` is ``mask_rcnn``.
 
     Raises:
         ValueError: a flag the data layout needs is missing (one line naming it).
@@ -185,13 +190,17 @@ def detection_dataset(cfg: DetectionDataConfig, split: str = "train", size: int 
     counts = tuple(cfg.counts_to_celsius) if cfg.counts_to_celsius else None
     kw = {"transforms": transforms, "scaling": scaling, "calibration": Calibration(counts_to_celsius=counts),
           "seed": cfg.seed if train else None}
+    masks = getattr(cfg, "head", None) == "mask_rcnn" if masks is None else masks
+    if masks and cfg.data not in ("coco", "synthetic"):
+        raise ValueError(f"mask_rcnn needs instance masks, which --data {cfg.data} does not have: use --data coco "
+                         "(annotations with 'segmentation') or a box head (--head faster_rcnn)")
     if cfg.data == "synthetic":
         if scaling.needs_temperatures:
             raise ValueError(f"input scaling '{scaling}' needs temperatures, but the synthetic scenes are 8-bit "
                              "gray; use --input-scaling 'percentile 0.5/99.5' or '8-bit'")
         n = cfg.synthetic_train if train else cfg.synthetic_test
         return synthetic_detection_dataset(n, tuple(cfg.synthetic_size), cfg.seed if train else cfg.seed + 10_000,
-                                           transforms, scaling)
+                                           transforms, scaling, masks=masks)
     if cfg.data in ("flir", "llvip"):
         if not cfg.root:
             raise ValueError(f"--root is required for --data {cfg.data} (the dataset folder)")
@@ -207,7 +216,7 @@ def detection_dataset(cfg: DetectionDataConfig, split: str = "train", size: int 
         raise ValueError(f"--data {cfg.data} needs {' and '.join(missing)} ({'training' if train else 'validation'} "
                          "set)")
     if cfg.data == "coco":
-        return D.coco_dataset(images, annotations, **kw)
+        return D.coco_dataset(images, annotations, **kw, masks=masks)
     return D.yolo_dataset(images, labels, _class_names(cfg, images), **kw)
 
 
