@@ -115,6 +115,22 @@ def test_mask_is_georeferenced_cog_equal_to_whole_raster_slide(tmp_path, seg):
     assert result.run.skipped >= 1 and result.run.tiles + result.run.skipped == 12
 
 
+def test_reader_thread_is_an_option_with_the_same_mask(tmp_path, seg):
+    """Tiles read in a thread (the default on GPUs) or inline (the default on the CPU): the same mask, byte for
+    byte."""
+    from unip_hub.geo.segment import _prefetch
+
+    _raster(tmp_path / "ortho.tif")
+    masks = []
+    for prefetch in (True, False):
+        out = tmp_path / f"out_{prefetch}"
+        result = segment_raster(seg, tmp_path / "ortho.tif", out, GeoSettings(**SETTINGS, prefetch=prefetch))
+        with rasterio.open(result.paths["mask"]) as ds:
+            masks.append(ds.read(1))
+    assert np.array_equal(*masks)
+    assert _prefetch(GeoSettings(), seg) is False and _prefetch(GeoSettings(prefetch=True), seg) is True
+
+
 def test_percentile_bounds_are_raster_wide(tmp_path, seg):
     from unip_hub.geo.raster import inspect_raster
     from unip_hub.geo.scaling import raster_reading
