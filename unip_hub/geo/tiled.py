@@ -34,6 +34,7 @@ __all__ = ["MaskWriter", "TileBatch", "TileRun", "Tiling", "finish_cog", "iter_t
            "segment_tiles", "tile_rows"]
 
 BLOCK = 512  # GeoTIFF / COG block side of the mask
+_ARGMAX_ROWS = 64  # rows of the blend band turned into classes at a time
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,10 @@ def _finish_row(rows: list[list[Box]], r: int, band: np.ndarray, valid: np.ndarr
     top = rows[r][0][0]
     end = rows[r + 1][0][0] if r + 1 < len(rows) else height
     n = end - top
-    classes = band[:, :n].argmax(axis=0).astype(writer.ds.dtypes[0])  # (n, W)
+    classes = np.empty((n, band.shape[2]), writer.ds.dtypes[0])  # (n, W)
+    for a in range(0, n, _ARGMAX_ROWS):  # in slabs: the int64 argmax temporaries stay (64, W), not (n, W)
+        b = min(a + _ARGMAX_ROWS, n)
+        classes[a:b] = band[:, a:b].argmax(axis=0)
     classes[~valid[:n]] = nodata
     writer.write(classes)
     rest = band.shape[1] - n  # rows the next window row still adds to
