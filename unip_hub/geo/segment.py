@@ -68,7 +68,7 @@ class GeoSettings:
     preview_side: int = 1024
     geojson: bool = True
     prefetch: bool | None = None
-    cache_mb: int = 64
+    cache_mb: int = 32
     vector_chunk: int = 2048
 
     def __post_init__(self) -> None:
