@@ -25,6 +25,7 @@ from PIL import Image
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 pytest.importorskip("scipy", reason="temperature statistics need scipy (pip install 'unip[thermal]')")
 
+from helpers.samples import SAMPLES
 from helpers.segmenters import CLASSES, PALETTE, tiny_segmenter
 
 from unip_hub.app.actions import AppOptions, analyse, file_values
@@ -33,7 +34,6 @@ from unip_hub.inference.stats import CSV_FIELDS
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # Gradio's own pandas 3 deprecations
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "thermal-samples"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 

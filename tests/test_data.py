@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.samples import shared_samples
 from PIL import Image
 
 from unip_hub.data import (
@@ -189,18 +190,11 @@ def test_read_label(tmp_path: Path) -> None:
         read_label(tmp_path / "colour.png")
 
 
-def _shared_samples() -> Path | None:
-    """shared/thermal-samples beside the checkout (../shared) or inside it; None when absent."""
-    repo = Path(__file__).resolve().parents[1]
-    for candidate in (repo.parent / "shared" / "thermal-samples", repo / "shared" / "thermal-samples"):
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
-@pytest.mark.skipif(_shared_samples() is None, reason="shared/thermal-samples not present")
+@pytest.mark.skipif(shared_samples() is None, reason="shared/thermal-samples not present")
 def test_real_camera_frames() -> None:
-    root = _shared_samples()
+    root = shared_samples()
     tiff = read_thermal(root / "example_radiometric.tiff")
     assert tiff.shape == (512, 640) and tiff.min() == 0 and tiff.max() == 255
     for stem in ("frame_000000_raw_uint16", "frame_000000_le_raw_uint16"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.samples import shared_samples
 from PIL import Image
 
 pytest.importorskip("torchvision")
@@ -343,18 +344,12 @@ def test_subset_has_its_own_ground_truth(tmp_path):
     assert part[0][1]["image_id"] == 900
 
 
-def _shared_samples() -> Path | None:
-    repo = Path(__file__).resolve().parents[1]
-    for candidate in (repo.parent / "shared" / "thermal-samples", repo / "shared" / "thermal-samples"):
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
-@pytest.mark.skipif(_shared_samples() is None, reason="shared/thermal-samples not present")
+@pytest.mark.skipif(shared_samples() is None, reason="shared/thermal-samples not present")
 def test_real_radiometric_files_as_yolo_dataset(tmp_path):
     pytest.importorskip("flyr")
-    samples = _shared_samples()
+    samples = shared_samples()
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()
     labels.mkdir()

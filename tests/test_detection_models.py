@@ -18,6 +18,7 @@ from unip_hub.detection import (
     save_detector,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one intra-op thread (tests/conftest.py)
 TINY = dict(embed_dim=32, depth=2, num_heads=2, img_size=64)
 # small proposal / candidate budgets: a step takes well under a second on a CPU
 FAST = {"faster_rcnn": dict(rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=30, rpn_pre_nms_top_n_test=100,
@@ -27,13 +28,6 @@ FAST["mask_rcnn"] = FAST["faster_rcnn"]
 CHANNELS = {"fcos": 64}  # FCOS's GroupNorm(16) needs more than one value per group on the 1x1 P7 map
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread (on a loaded 2-core machine, OpenMP barriers made steps 50x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(head: str = "faster_rcnn", num_classes: int = 2, **kw):

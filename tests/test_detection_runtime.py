@@ -18,15 +18,10 @@ from unip_hub.detection.runtime import (
     quantize_detector_onnx,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one intra-op thread (tests/conftest.py)
 TINY = dict(embed_dim=32, depth=2, num_heads=2, img_size=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors; OpenMP barriers on a loaded machine cost more than they give
-    yield
-    torch.set_num_threads(before)
 
 
 def distinct_scores(head: str):

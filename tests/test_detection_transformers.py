@@ -9,6 +9,7 @@ transformers = pytest.importorskip("transformers")
 
 from unip_hub.integrations.transformers import UnipConfig  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one intra-op thread (tests/conftest.py)
 TINY = dict(arch="unip_vit_tiny", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=64)
 HEAD = dict(d_model=32, encoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
             decoder_ffn_dim=64, num_queries=10, use_timm_backbone=False, use_pretrained_backbone=False)
@@ -38,12 +39,6 @@ MODELS = {"DetrForObjectDetection": _detr, "DeformableDetrForObjectDetection": _
           "RTDetrForObjectDetection": _rt_detr}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors; OpenMP barriers on a loaded machine cost more than they give
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.samples import SAMPLES
 from helpers.segmenters import CLASSES, tiny_segmenter
 from PIL import Image
 
@@ -27,7 +28,7 @@ from unip_hub.data.frame import Calibration
 from unip_hub.hub.segmenters import load_segmenter
 from unip_hub.inference import InferenceOptions, Predictor
 
-RJPEG = Path(__file__).resolve().parents[2] / "shared" / "thermal-samples" / "rjpeg" / "ax8.jpg"
+RJPEG = SAMPLES / "rjpeg" / "ax8.jpg"
 SCALINGS = {"percentile": "percentile 0.5/99.5", "window": "window 20..60 degC", "8-bit": "8-bit"}
 BOSON = (0.01, -273.15)  # counts of 0.01 K -> degC
 H, W = 40, 56

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.samples import SAMPLES
 from helpers.segmenters import tiny_segmenter
 from PIL import Image
 
@@ -17,7 +18,6 @@ from unip_hub.data import read_thermal
 from unip_hub.data.radiometric import Calibration, RadiometricError, flir_kind, read_radiometric
 from unip_hub.data.scaling import DEFAULT_SCALING, InputScaling, RunningBounds, scaling_from_meta
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "thermal-samples"
 RJPEG = SAMPLES / "rjpeg"
 SCENE_C = 20.0 + 15.0 * np.linspace(0, 1, 30 * 40, dtype=np.float32).reshape(30, 40)  # 20..35 degC
 
