@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ pytest.importorskip("scipy", reason="temperature statistics need scipy (pip inst
 
 from helpers.samples import SAMPLES
 from helpers.segmenters import CLASSES, PALETTE, tiny_segmenter
+from helpers.training import free_port
 
 from unip_hub.app.actions import AppOptions, analyse, file_values
 from unip_hub.checkpoints.segmenter_files import save_segmenter_checkpoint
@@ -157,11 +157,6 @@ def test_old_analyses_are_removed_before_a_new_one(files):
     fresh.rmdir()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(files):
@@ -169,7 +164,7 @@ def server(files):
     pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'unip[app]')")
     from unip_hub.app.page import launch
 
-    port = _free_port()
+    port = free_port()
     demo = launch(files["model"], host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -279,7 +274,7 @@ def _screenshot(path: str) -> None:
     root = Path(tempfile.mkdtemp())
     model = save_segmenter_checkpoint(tiny_segmenter(img_size=64, class_names=CLASSES, palette=PALETTE),
                                       root / "tiny-random-weights.pth")
-    port = _free_port()
+    port = free_port()
     demo = launch(str(model), host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     driver = chromium_driver(root, (1400, 1300))
     try:

@@ -173,9 +173,13 @@ def segment_with_ray(model_path: str | os.PathLike, inputs: Sequence[str | os.Pa
     settings = settings or SegmentSettings()
     files, names = list_inputs(inputs)
     out = Path(out_dir)
-    todo = [(str(f), n) for f, n in zip(files, names) if not outputs_done(out, n, settings)]
-    done = {str(f): _done_record(out, str(f), n, settings) for f, n in zip(files, names)
-            if outputs_done(out, n, settings)}
+    done: dict[str, dict[str, Any]] = {}
+    todo = []
+    for f, n in zip(files, names):  # each input's outputs looked at once
+        if outputs_done(out, n, settings):
+            done[str(f)] = _done_record(out, str(f), n, settings)
+        else:
+            todo.append((str(f), n))
     if todo:
         job = RayJob(str(model_path), str(out), settings, dict(load or {}), dict(predictor_options or {}),
                      dict(options))
