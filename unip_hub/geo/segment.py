@@ -157,10 +157,11 @@ def _run(ds: Any, info: RasterInfo, predictor: Any, settings: GeoSettings, stage
          ) -> tuple[TileRun, list[dict[str, Any]]]:
     import rasterio
 
+    from unip_hub.geo.layers import write_layers
     from unip_hub.geo.preview import render_preview
     from unip_hub.geo.scaling import raster_reading
     from unip_hub.geo.tiled import MaskWriter, finish_cog, mask_dtype, segment_tiles
-    from unip_hub.geo.vectors import write_layers
+    from unip_hub.geo.vectors import FIELDS
     from unip_hub.inference.images import write_png_atomic
     from unip_hub.inference.render import palette_array
     from unip_hub.models.slide import InferenceOptions
@@ -186,7 +187,7 @@ def _run(ds: Any, info: RasterInfo, predictor: Any, settings: GeoSettings, stage
         geojson = {}
         if settings.geojson and info.crs is not None:
             geojson = {layer: stage.path(finals[f"{layer}_geojson"]) for layer in layers}
-        write_layers(layers, info, stage.path(finals["gpkg"]), geojson)
+        write_layers(layers, info, stage.path(finals["gpkg"]), geojson, FIELDS)
         if settings.preview:
             colours = palette_array(model.num_classes, model.palette)
             picture = render_preview(ds, info, reading, predictor, mask_ds, colours, model.class_names, hot_pixels,

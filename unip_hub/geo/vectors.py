@@ -7,16 +7,14 @@ are unioned per value, so an object crossing a seam comes back as one polygon. T
 same pass: each window's regions are labelled (``scipy.ndimage.label``, the same 4-connected regions), matched to
 their polygons by a pixel centre, and their temperatures grouped into :class:`~unip_hub.geo.zonal.Zone` s, merged
 across seams with the polygons. Areas are in m^2: planar for a projected CRS, geodesic (``pyproj.Geod``) for a CRS in
-degrees, none without a CRS.
+degrees, none without a CRS. The layers are written by :mod:`unip_hub.geo.layers`.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +22,12 @@ import numpy as np
 from unip_hub.geo.raster import Box, RasterInfo
 from unip_hub.geo.zonal import Zone, zones_of
 
-__all__ = ["FIELDS", "Chunk", "area_m2", "to_map", "vectorize", "write_layers"]
+__all__ = ["FIELDS", "Chunk", "area_m2", "to_map", "vectorize"]
 
 ChunkFn = Callable[[Box], "Chunk"]
-FIELDS = ("layer", "class", "class_name", "area_m2", "area_px", "t_min", "t_mean", "t_max", "t_p95", "hot")
+FIELDS = {"class": int, "class_name": str, "area_m2": float, "area_px": int, "t_min": float, "t_mean": float,
+          "t_max": float, "t_p95": float, "hot": bool}
+"""The attributes of the class and hotspot layers (rows also carry ``layer`` and ``geometry``)."""
 
 
 @dataclass
@@ -153,53 +153,3 @@ def area_m2(map_polygon: Any, info: RasterInfo) -> float:
     if info.geographic:
         return abs(float(_geod(info.crs.to_wkt()).geometry_area_perimeter(map_polygon)[0]))
     return float(map_polygon.area) * (info.metres_per_unit or 1.0) ** 2
-
-
-def _wgs84(geometries: Sequence[Any], info: RasterInfo) -> list[Any]:
-    import shapely
-    from pyproj import Transformer
-
-    to_lonlat = Transformer.from_crs(info.crs.to_wkt(), "EPSG:4326", always_xy=True)
-
-    def move(xy: np.ndarray) -> np.ndarray:  # (n, 2) map -> (n, 2) lon, lat
-        return np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1]))
-
-    return [shapely.transform(g, move) for g in geometries]
-
-
-def _columns(rows: Sequence[dict[str, Any]]) -> tuple[list[np.ndarray], list[str]]:
-    fields = [f for f in FIELDS if f != "layer"]
-    data = []
-    for f in fields:
-        column = [r[f] for r in rows]
-        if f == "class_name":
-            data.append(np.array(column, dtype=object))
-        elif f in ("class", "area_px"):
-            data.append(np.array(column, dtype=np.int64))
-        elif f == "hot":
-            data.append(np.array(column, dtype=bool))
-        else:
-            data.append(np.array(column, dtype=np.float64))
-    return data, fields
-
-
-def write_layers(layers: dict[str, list[dict[str, Any]]], info: RasterInfo, gpkg: Path | None,
-                 geojson: dict[str, Path]) -> None:
-    """Writes each layer (name -> rows with a map ``geometry``) to the GeoPackage ``gpkg`` in the source CRS and to
-    its GeoJSON file in ``geojson`` (WGS84 lon/lat, RFC 7946)."""
-    import shapely
-    from pyogrio.raw import write
-
-    crs = info.crs.to_wkt() if info.crs is not None else None
-    for name, rows in layers.items():
-        data, fields = _columns(rows)
-        geometry = np.array([shapely.to_wkb(r["geometry"]) for r in rows], dtype=object)
-        if gpkg is not None:
-            with warnings.catch_warnings():  # no CRS: said once already, by inspect_raster
-                warnings.filterwarnings("ignore", message=".*'crs' was not provided")
-                write(str(gpkg), geometry, data, fields, layer=name, driver="GPKG", geometry_type="Polygon", crs=crs,
-                      append=gpkg.exists())
-        if name in geojson:
-            lonlat = np.array([shapely.to_wkb(g) for g in _wgs84([r["geometry"] for r in rows], info)], dtype=object)
-            write(str(geojson[name]), lonlat, data, fields, layer=name, driver="GeoJSON", geometry_type="Polygon",
-                  crs="EPSG:4326", layer_options={"RFC7946": "YES"})
