@@ -8,10 +8,12 @@ import json
 import sys
 
 from unip_hub.cli.common import add_radiometric_arguments, add_video_arguments, calibration_of
+from unip_hub.geo.cli import add_geo_arguments, geo_settings
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from unip_hub.detection.outputs import DetectSettings, detect_paths
+    from unip_hub.detection.outputs import DetectSettings
+    from unip_hub.detection.paths import detect_paths
     from unip_hub.inference.video import VideoSettings
 
     calibration = calibration_of(args)
@@ -22,7 +24,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
                           progress=not args.quiet, max_frames=args.max_frames)
     model, records = detect_paths(args.model, args.inputs, args.out, device=args.device, settings=settings,
                                   predictor_options=options, video=video, runtime=args.runtime,
-                                  cache_dir=args.cache_dir, folders_as_video=args.video)
+                                  cache_dir=args.cache_dir, folders_as_video=args.video,
+                                  geo=geo_settings(args))
     failed = [r for r in records if "error" in r]
     for r in failed:
         print(f"unip detect: error: {r['error']} (nothing written for it)", file=sys.stderr)
@@ -46,7 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "per detection: box, class, score and, for radiometric inputs -- FLIR R-JPEG, float TIFF/NPY, "
                     "calibrated counts -- min/mean/max/p95 degC inside the box, or the mask for Mask R-CNN, and a "
                     "hot flag), plus detections.json (COCO results of the run). Videos (and folders with --video) "
-                    "give OUT/<name>/overlay.mp4 and frames.csv. An unreadable input is reported (exit status 1) "
+                    "give OUT/<name>/overlay.mp4 and frames.csv. Georeferenced GeoTIFFs (orthomosaics; pip install "
+                    "'unip[geo]') are detected tile by tile, never read whole: OUT/<name>_detections.gpkg / .geojson "
+                    "/ .csv (boxes in map coordinates, areas, temperatures, one per object across tile overlaps) "
+                    "and <name>_detections.png. An unreadable input is reported (exit status 1) "
                     "and gets no file. Folders are searched recursively.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, video files")
     p.add_argument("--model", required=True, help="detector: best.pth of unip finetune --task detection, or a file "
@@ -69,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "checkpoint)")
     add_radiometric_arguments(p, "flag detections whose hottest pixel exceeds this")
     add_video_arguments(p)
+    add_geo_arguments(p, polygons=False)
     p.add_argument("--json", action="store_true", help="print one JSON record per input")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_detect)

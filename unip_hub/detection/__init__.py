@@ -42,6 +42,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "unip_hub.detection.outputs": (
         "DetectSettings", "box_temperatures", "detect_files", "detection_rows", "draw_detections", "render_detections",
     ),
+    "unip_hub.detection.paths": ("detect_paths",),
 }
 """Defining module -> the names it gives this package (``# exports:`` at the top of each module)."""
 

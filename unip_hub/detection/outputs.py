@@ -1,5 +1,5 @@
 # exports: DetectSettings, box_temperatures, detection_rows, draw_detections, render_detections, detect_files
-# exports: detect_video, detect_paths
+# exports: detect_video
 """``unip detect`` outputs: overlays with boxes, labels and scores, a CSV per image, one COCO-results JSON per run.
 
 Layout under the output folder, named after each input's path relative to the folder given (the shared
@@ -172,7 +172,7 @@ def render_detections(frame: Any, gray: np.ndarray, rows: list[dict[str, Any]], 
 
 
 def detect_files(predictor: Any, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
-                 settings: DetectSettings | None = None) -> list[dict[str, Any]]:
+                 settings: DetectSettings | None = None, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Detects objects in every image under ``inputs`` and writes ``overlay/``, ``csv/`` and ``detections.json``.
 
     Args:
@@ -180,6 +180,8 @@ def detect_files(predictor: Any, inputs: Sequence[str | os.PathLike], out_dir: s
         inputs: Image files and folders (searched recursively).
         out_dir: Output folder.
         settings: Hot flag, overlay, progress.
+        names: Output names of ``inputs`` when they are files listed already (default: from
+            :func:`~unip_hub.engine.outputs.list_inputs`).
 
     Returns:
         One record per input: ``input``, ``size``, the written ``overlay`` / ``csv`` paths, ``detections`` (count)
@@ -191,7 +193,7 @@ def detect_files(predictor: Any, inputs: Sequence[str | os.PathLike], out_dir: s
 
     settings = settings or DetectSettings()
     out = Path(out_dir)
-    files, names = list_inputs(inputs)
+    files, names = (list(inputs), list(names)) if names is not None else list_inputs(inputs)
     class_names = predictor.class_names
     colours = class_colours(predictor.model, len(class_names))
     results: list[dict[str, Any]] = []
@@ -254,66 +256,3 @@ def detect_video(predictor: Any, source: str | os.PathLike, out_dir: str | os.Pa
     return process_video(predictor, source, out_dir, settings, predictor.predict_torch,
                          lambda folder, fps: _video_sink(folder, fps, settings, names, colours, hot_above),
                          desc="detect")
-
-
-def _onnx_runtime(model: Any, model_path: Path, cache_dir: str | os.PathLike | None) -> Any:
-    """The detector as an ONNX Runtime session, exported once per checkpoint and post-processing settings (the
-    thresholds are fixed in the graph) into ``cache_dir`` (default: the checkpoint's folder)."""
-    from unip_hub.detection.runtime import OnnxDetector, export_detector_onnx
-
-    tag = f"s{model.score_thresh:g}-n{model.nms_thresh:g}-d{model.detections_per_img}"
-    path = Path(cache_dir or model_path.parent) / f"{model_path.stem}.{tag}.onnx"
-    if not path.is_file() or path.stat().st_mtime < model_path.stat().st_mtime:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        export_detector_onnx(model, path)
-    return OnnxDetector(path)
-
-
-def detect_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
-                 device: str = "cpu", settings: DetectSettings | None = None,
-                 predictor_options: dict[str, Any] | None = None, video: Any = None, runtime: str = "torch",
-                 cache_dir: str | os.PathLike | None = None, folders_as_video: bool = False
-                 ) -> tuple[Any, list[dict[str, Any]]]:
-    """``unip detect``: loads a detector and runs it over images (:func:`detect_files`) and videos / folders of
-    frames (:func:`detect_video`).
-
-    Args:
-        model_path: A detector file (``best.pth`` of a detection run, or what ``save_detector`` wrote).
-        inputs: Image files, folders, video files.
-        out_dir: Output folder.
-        device: Torch device.
-        settings: See :func:`detect_files`.
-        predictor_options: Keywords of :class:`~unip_hub.detection.predict.DetectionPredictor` (``scaling``,
-            ``calibration``, ``score_thresh``, ``nms_thresh``, ``max_detections``).
-        video: :class:`~unip_hub.inference.video.VideoSettings` of videos.
-        runtime: ``torch`` or ``onnxruntime`` (the detector exported to ONNX once, cached beside the checkpoint or
-            in ``cache_dir``).
-        cache_dir: Folder of the exported ONNX files.
-        folders_as_video: Read folders as frame sequences.
-
-    Returns:
-        The loaded detector (eval mode) and one record per image or video.
-    """
-    import torch
-
-    from unip_hub.detection.checkpoint import load_detector
-    from unip_hub.detection.predict import DetectionPredictor
-    from unip_hub.inference.video import is_video
-
-    if runtime not in ("torch", "onnxruntime"):
-        raise ValueError(f"runtime must be 'torch' or 'onnxruntime', got {runtime!r}")
-    settings = settings or DetectSettings()
-    model = load_detector(model_path, torch.device(device))
-    options = dict(predictor_options or {})
-    predictor = DetectionPredictor(model, **options)  # sets the thresholds on the model (baked into an export)
-    if runtime == "onnxruntime":
-        predictor.runtime = _onnx_runtime(model, Path(model_path), cache_dir)
-    videos = [p for p in inputs if is_video(p) or (folders_as_video and Path(p).is_dir())]
-    images = [p for p in inputs if p not in videos]
-    records = detect_files(predictor, images, out_dir, settings) if images else []
-    for source in videos:
-        try:
-            records.append(detect_video(predictor, source, out_dir, video, settings.hot_above))
-        except (ValueError, OSError) as error:
-            records.append({"input": str(source), "error": str(error)})
-    return model, records

@@ -1,16 +1,21 @@
 """All-or-none outputs of one raster: every file is written under a hidden temporary name in the output folder and
 renamed onto its final name only when all of them are done; on an error or Ctrl-C the temporaries are removed, so
 nothing half-written is ever left under a final name. A re-run first removes what an earlier killed run left behind
-(its temporaries), and at the end the outputs of an earlier run that this run does not write (e.g. a hotspot layer)."""
+(its temporaries), and at the end the outputs of an earlier run that this run does not write (e.g. a hotspot layer).
+
+:func:`run_staged` is the frame of every raster command (open, check, stage, collect the warnings) and
+:func:`raster_records` their per-file records for ``unip segment`` / ``unip detect``."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Staging"]
+__all__ = ["StagedRun", "Staging", "raster_records", "run_staged"]
 
 _MARK = ".unip-geo-tmp"
 
@@ -67,3 +72,69 @@ class Staging:
         finally:
             for tmp in [*self.staged.values(), *self.scratch]:
                 tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class StagedRun:
+    """What :func:`run_staged` did: the files written (kind -> path), the work's rows and tile run, the raster's
+    description and what was warned about on the way."""
+
+    paths: dict[str, str]
+    rows: list[dict[str, Any]]
+    run: Any
+    info: Any
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_staged(source: Any, out_dir: str | os.PathLike, settings: Any, name: str | None, suffixes: dict[str, str],
+               work: Callable[[Any, Any, Staging, dict[str, Path]], tuple[Any, list[dict[str, Any]]]]) -> StagedRun:
+    """Opens and checks a raster, then runs ``work(ds, info, stage, finals)`` with every output staged, all or none.
+
+    Args:
+        source: A GeoTIFF path or an open rasterio dataset (left open).
+        out_dir: Output folder.
+        settings: The :class:`~unip_hub.geo.segment.GeoSettings` (band, nodata, GDAL cache).
+        name: Output file stem (default: the raster's file stem).
+        suffixes: Output kind -> file name suffix; ``finals`` maps each kind to its final path.
+        work: Writes the outputs through ``stage.path(finals[kind])`` and returns (tile run, rows).
+
+    Warnings raised on the way are collected and issued again once, as ``UserWarning`` s.
+    """
+    import warnings
+
+    import rasterio
+
+    from unip_hub.geo.raster import inspect_raster, open_raster, require_geo
+
+    require_geo()
+    with warnings.catch_warnings(record=True) as caught, rasterio.Env(GDAL_CACHEMAX=settings.cache_mb), \
+            open_raster(source) as ds:
+        warnings.simplefilter("always")
+        info = inspect_raster(ds, settings.band, settings.nodata)
+        stem = name or Path(str(info.source)).stem
+        finals = {kind: Path(out_dir) / f"{stem}{suffix}" for kind, suffix in suffixes.items()}
+        with Staging(out_dir, stem, finals.values()) as stage:
+            run, rows = work(ds, info, stage, finals)
+        paths = {kind: str(path) for kind, path in finals.items() if path.exists() and path in stage.staged}
+    notes = [str(w.message) for w in caught if "NotGeoreferenced" not in type(w.message).__name__]
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    return StagedRun(paths, rows, run, info, notes)
+
+
+def raster_records(process: Callable[[str | os.PathLike], Any], rasters: Iterable[str | os.PathLike],
+                   summary: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """One command record per raster: ``input``, ``size``, the written paths and ``summary(result)`` of
+    ``process(path)``; or ``input`` and the one-line ``error`` (and then no file of it)."""
+    from unip_hub.geo.raster import GeoError
+
+    records = []
+    for path in rasters:
+        try:
+            r = process(path)
+        except (GeoError, ValueError, OSError) as error:
+            records.append({"input": str(path), "error": str(error)})
+            continue
+        records.append({"input": str(path), "size": [r.info.height, r.info.width], **r.paths, "tiles": r.run.tiles,
+                        "skipped_tiles": r.run.skipped, **summary(r)})
+    return records

@@ -22,7 +22,8 @@ __all__ = ["InferenceOptions", "Predictor", "SegmentSettings", "colorize", "comp
 # georeferenced rasters (unip_hub.geo, the geo extra): imported on first use
 from unip_hub.utils.lazy import lazy_attributes
 
-__all__ += ["GeoSettings", "RasterResult", "is_georeferenced", "segment_raster"]
+__all__ += ["GeoSettings", "RasterDetections", "RasterResult", "detect_raster", "is_georeferenced", "segment_raster"]
 __getattr__, __dir__ = lazy_attributes(__name__, {"unip_hub.geo.segment": ("GeoSettings", "RasterResult",
                                                                            "segment_raster"),
+                                                  "unip_hub.geo.detect": ("RasterDetections", "detect_raster"),
                                                   "unip_hub.geo.raster": ("is_georeferenced",)})
