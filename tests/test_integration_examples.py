@@ -57,3 +57,16 @@ def test_distill_tiny_cpu_example(tmp_path, capsys):
     assert curves["eval_step"] == [0, 3, 6] and 0.0 < curves["teacher_nmi"] < 1.0
     assert (tmp_path / "distill" / "curves.json").is_file() and (tmp_path / "distill" / "curves.png").is_file()
     assert "student last-block NMI" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_tiled_detection_check_example(tmp_path):
+    pytest.importorskip("rasterio")
+    pytest.importorskip("torchvision")
+    report = _load("tiled_detection_check").main(["--quick", "--out", str(tmp_path / "check")])
+    assert set(report) >= {"whole", "tiled", "tiled, unmerged"}
+    assert report["tiles"] == 12  # 128 x 160 in 64-px tiles, stride 32
+    for name in ("whole", "tiled", "tiled, unmerged"):
+        assert 0.0 <= report[name]["AP50"] <= 1.0
+    assert report["tiled, unmerged"]["detections"] >= report["tiled"]["detections"]  # merging only removes views
+    assert (tmp_path / "check" / "report.json").is_file()

@@ -34,7 +34,8 @@ from unip_hub.geo.segment import GeoSettings
 from unip_hub.geo.tile_boxes import Merged, TileBoxes, merge_tiles, whole_boxes
 from unip_hub.geo.tiled import TileRun
 
-__all__ = ["DETECTION_FIELDS", "DETECT_OUTPUTS", "RasterDetections", "detect_raster", "detect_raster_files"]
+__all__ = ["DETECTION_FIELDS", "DETECT_OUTPUTS", "RasterDetections", "detect_raster", "detect_raster_files",
+           "detect_tiles"]
 
 DETECT_OUTPUTS = {"gpkg": "_detections.gpkg", "geojson": "_detections.geojson", "csv": "_detections.csv",
                   "preview": "_detections.png"}
@@ -109,7 +110,7 @@ def _run(ds: Any, info: RasterInfo, predictor: Any, settings: GeoSettings, stage
     from unip_hub.utils.atomic import write_text_atomic
 
     reading = raster_reading(ds, info, predictor.scaling, predictor.calibration)
-    run, tiles = _detect_tiles(ds, info, reading, predictor, settings)
+    run, tiles = detect_tiles(ds, info, reading, predictor, settings)
     merged = merge_tiles(tiles, float(getattr(predictor.model, "nms_thresh", 0.5)))
     rows = _rows(ds, info, reading, merged, predictor.class_names, settings)
     write_layers({"detections": rows}, info, stage.path(finals["gpkg"]),
@@ -121,9 +122,21 @@ def _run(ds: Any, info: RasterInfo, predictor: Any, settings: GeoSettings, stage
     return run, rows
 
 
-def _detect_tiles(ds: Any, info: RasterInfo, reading: Any, predictor: Any, settings: GeoSettings
-                  ) -> tuple[TileRun, list[TileBoxes]]:
-    """The detections of every tile, in raster pixels, with the temperatures under each box."""
+def detect_tiles(ds: Any, info: RasterInfo, reading: Any, predictor: Any, settings: GeoSettings
+                 ) -> tuple[TileRun, list[TileBoxes]]:
+    """The detections of every tile, before they are merged: in raster pixels, with the temperatures under each box.
+
+    Args:
+        ds: The open source dataset.
+        info: Its checked description (:func:`~unip_hub.geo.raster.inspect_raster`).
+        reading: The raster-wide reading (:func:`~unip_hub.geo.scaling.raster_reading`).
+        predictor: A :class:`~unip_hub.detection.predict.DetectionPredictor`.
+        settings: The tiling (``tile_size``, ``overlap``, ``batch_tiles``) and ``prefetch``.
+
+    Returns:
+        The tile run (tiles, skipped, model and total seconds) and one :class:`~unip_hub.geo.tile_boxes.TileBoxes`
+        per tile run, for :func:`~unip_hub.geo.tile_boxes.merge_tiles`.
+    """
     from unip_hub.detection.outputs import box_temperatures
     from unip_hub.geo.tiled import iter_tile_batches, tile_rows
     from unip_hub.utils.threads import Background
