@@ -27,7 +27,7 @@ from rasterio.transform import from_origin  # noqa: E402
 
 from unip_hub.detection.predict import DetectionPredictor  # noqa: E402
 from unip_hub.geo import GeoError, GeoSettings, detect_raster  # noqa: E402
-from unip_hub.geo.tile_boxes import TileBoxes, merge_tiles, whole_boxes  # noqa: E402
+from unip_hub.geo.tile_boxes import TileBoxes, box_margins, merge_tiles  # noqa: E402
 
 ORIGIN, PIXEL, NODATA = (500000.0, 5600000.0), 0.5, -9999.0
 H, W = 300, 420
@@ -215,7 +215,7 @@ def test_merge_keeps_distinct_objects_apart():
     def tile_boxes(tile, boxes, labels, scores=None):
         b = np.array(boxes, np.float64)
         return TileBoxes(tile, b, np.array(scores or [0.9] * len(b)), np.array(labels),
-                         whole_boxes(b, tile, 300, 420), [{} for _ in b])
+                         box_margins(b, tile, 300, 420), [{} for _ in b])
 
     left, right = (0, 128, 0, 128), (0, 128, 80, 208)
     # two people side by side in the overlap, seen by both tiles; a car cut by the left tile's border
@@ -228,7 +228,9 @@ def test_merge_keeps_distinct_objects_apart():
     # the same boxes with different classes stay apart
     b.labels = np.array([1, 1, 0])
     assert len(merge_tiles([a, b], iou=0.5)) == 6
-    assert whole_boxes(np.array([[400.0, 0, 420, 10]]), (0, 128, 292, 420), 300, 420).tolist() == [True]
+    # margins: a box at the raster's border has none on that side; the tile's inner borders count
+    assert box_margins(np.array([[400.0, 0, 420, 10]]), (0, 128, 292, 420), 300, 420).tolist() == [108.0]
+    assert box_margins(np.array([[0.0, 0, 20, 10]]), (0, 300, 0, 420), 300, 420).tolist() == [np.inf]
 
 
 def test_unip_detect_routes_geotiffs(tmp_path, det, capsys):
@@ -251,3 +253,15 @@ def test_unip_detect_routes_geotiffs(tmp_path, det, capsys):
     _, _, wkb, _ = read(record["gpkg"])
     assert all(bounds.covers(shapely.from_wkb(g)) for g in wkb)
     assert record["hot"] == sum(r["hot"] == "True" for r in table)
+
+
+def test_merge_takes_the_most_central_view():
+    left, right = (0, 128, 0, 128), (0, 128, 80, 208)
+    # one person near the left tile's right border (a box regressed 5 px short of it, higher score) and in the
+    # middle of the right tile: the right tile's view is kept, the best score carried over
+    views = [TileBoxes(t, np.array([b], np.float64), np.array([s]), np.array([0]),
+                       box_margins(np.array([b], np.float64), t, 300, 420), [{"max": m}])
+             for t, b, s, m in ((left, [110.0, 40, 123, 70], 0.95, 30.0), (right, [110.0, 40, 126, 70], 0.8, 31.0))]
+    (merged,) = merge_tiles(views, iou=0.5)
+    assert merged.box.tolist() == [110, 40, 126, 70] and merged.figures == {"max": 31.0}
+    assert merged.score == 0.95 and merged.views == 2

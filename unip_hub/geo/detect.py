@@ -31,7 +31,7 @@ import numpy as np
 
 from unip_hub.geo.raster import RasterInfo, read_window
 from unip_hub.geo.segment import GeoSettings
-from unip_hub.geo.tile_boxes import Merged, TileBoxes, merge_tiles, whole_boxes
+from unip_hub.geo.tile_boxes import Merged, TileBoxes, box_margins, merge_tiles
 from unip_hub.geo.tiled import TileRun
 
 __all__ = ["DETECTION_FIELDS", "DETECT_OUTPUTS", "RasterDetections", "detect_raster", "detect_raster_files",
@@ -164,7 +164,7 @@ def detect_tiles(ds: Any, info: RasterInfo, reading: Any, predictor: Any, settin
                     [{} for _ in boxes]
                 shifted = boxes + np.array([x1, y1, x1, y1], np.float64)  # (n, 4) raster pixels
                 found_tiles.append(TileBoxes(tile, shifted, out["scores"].numpy(), out["labels"].numpy(),
-                                             whole_boxes(shifted, tile, info.height, info.width), figures,
+                                             box_margins(shifted, tile, info.height, info.width), figures,
                                              _outlines(masks, x1, y1) if masks is not None else []))
     finally:
         if reader is not None:

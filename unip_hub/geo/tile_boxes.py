@@ -8,10 +8,12 @@ saw (the intersection of the two tiles), their boxes agree: the IoU of the two b
 view of one object, or two whole views, coincide; two different objects do not. Views are linked pairwise and
 grouped transitively (an object over four tiles is one group).
 
-Each group becomes one detection: the best-scoring *whole* view (a box that does not touch an inner tile border,
-within :data:`EDGE_PX`) when there is one, with that tile's temperatures; otherwise (an object larger than any tile
-shows whole) the union of the cut views, whose temperatures are then read again from the raster. The score is the
-group's best. Raster borders are not tile borders: a box ending there is whole.
+Each group becomes one detection: the view seen most centrally -- the *whole* view (a box farther than
+:data:`EDGE_PX` from every inner tile border) with the widest margin to its tile's inner borders, so the most
+context around it; a detector's box of a cut object rarely ends exactly at the border, and a margin of a few pixels
+loses to a view from the middle of a tile -- with that tile's temperatures; otherwise (an object larger than any
+tile shows whole) the union of the cut views, whose temperatures are then read again from the raster. The score is
+the group's best. Raster borders are not tile borders: a box ending there is whole.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from unip_hub.geo.raster import Box
 
-__all__ = ["EDGE_PX", "Merged", "TileBoxes", "merge_tiles", "whole_boxes"]
+__all__ = ["EDGE_PX", "Merged", "TileBoxes", "box_margins", "merge_tiles"]
 
 EDGE_PX = 2.0
 """A box side within this many pixels of an inner tile border is cut off by it."""
@@ -38,7 +40,7 @@ class TileBoxes:
         boxes: (n, 4) float XYXY in raster pixels.
         scores: (n,).
         labels: (n,) int 0..K-1.
-        whole: (n,) bool: the box touches no inner tile border.
+        margins: (n,) pixels from each box to the nearest inner tile border (inf: none; see :func:`box_margins`).
         figures: Per detection: ``min`` / ``mean`` / ``max`` / ``p95`` degC inside it (empty dicts without
             temperatures).
         outlines: Per detection: the Mask R-CNN instance outline (shapely, raster pixels), or None (boxes only).
@@ -48,7 +50,7 @@ class TileBoxes:
     boxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
-    whole: np.ndarray
+    margins: np.ndarray
     figures: list[dict[str, Any]]
     outlines: list[Any] = field(default_factory=list)
 
@@ -66,14 +68,19 @@ class Merged:
     outline: Any = None
 
 
-def whole_boxes(boxes: np.ndarray, tile: Box, height: int, width: int, edge: float = EDGE_PX) -> np.ndarray:
-    """(n,) bool: which boxes (n, 4) XYXY raster pixels of ``tile`` touch none of its inner borders (the borders
-    that are not the raster's)."""
+def box_margins(boxes: np.ndarray, tile: Box, height: int, width: int) -> np.ndarray:
+    """(n,) pixels between each box (n, 4) XYXY raster pixels of ``tile`` and the nearest of the tile's inner
+    borders (the borders that are not the raster's; inf when the tile has none). A box within :data:`EDGE_PX` of
+    one is cut off by it."""
     y1, y2, x1, x2 = tile
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    cut = ((x1 > 0) & (b[:, 0] <= x1 + edge)) | ((y1 > 0) & (b[:, 1] <= y1 + edge))
-    cut |= ((x2 < width) & (b[:, 2] >= x2 - edge)) | ((y2 < height) & (b[:, 3] >= y2 - edge))
-    return ~cut
+    gaps = [b[:, 0] - x1 if x1 > 0 else None, b[:, 1] - y1 if y1 > 0 else None,
+            x2 - b[:, 2] if x2 < width else None, y2 - b[:, 3] if y2 < height else None]
+    margins = np.full(len(b), np.inf)
+    for gap in gaps:
+        if gap is not None:
+            margins = np.minimum(margins, gap)
+    return margins
 
 
 def _clipped_iou(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -148,9 +155,9 @@ def merge_tiles(tiles: list[TileBoxes], iou: float) -> list[Merged]:
     for views in members.values():
         score = max(float(tiles[i].scores[p]) for i, p in views)
         label = int(tiles[views[0][0]].labels[views[0][1]])
-        whole = [(i, p) for i, p in views if tiles[i].whole[p]]
+        whole = [(i, p) for i, p in views if tiles[i].margins[p] > EDGE_PX]
         if whole:
-            i, p = max(whole, key=lambda v: float(tiles[v[0]].scores[v[1]]))
+            i, p = max(whole, key=lambda v: (float(tiles[v[0]].margins[v[1]]), float(tiles[v[0]].scores[v[1]])))
             outline = tiles[i].outlines[p] if tiles[i].outlines else None
             merged.append(Merged(tiles[i].boxes[p].copy(), score, label, len(views), tiles[i].figures[p], outline))
             continue
