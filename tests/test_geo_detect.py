@@ -155,7 +155,11 @@ def test_objects_come_back_once_at_their_map_boxes_with_temperatures(tmp_path, d
 def test_mask_rcnn_outlines_and_temperatures_inside_them(tmp_path, det):
     write_raster(tmp_path / "ortho.tif")
     predictor = DetectionPredictor(det, runtime=blob_finder(masks=True))
-    found = by_name(detect_raster(predictor, tmp_path / "ortho.tif", tmp_path / "out", GeoSettings(**SETTINGS)))
+    with rasterio.open(tmp_path / "ortho.tif") as ds:  # an open dataset is read as it is, and left open
+        result = detect_raster(predictor, ds, tmp_path / "out", GeoSettings(**SETTINGS), name="site")
+        assert not ds.closed
+    assert sorted(result.paths) == ["csv", "geojson", "gpkg", "preview"] and "site_" in result.paths["gpkg"]
+    found = by_name(result)
     seam = found["seam"]
     r0, r1, c0, c1, t = OBJECTS["seam"]
     n0, n1, m0, m1 = NOTCH
