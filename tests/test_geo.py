@@ -384,3 +384,87 @@ def test_geo_benchmark_child_and_summary(tmp_path, monkeypatch):
     assert results[0]["ratio"] == pytest.approx(f["model_only_s"] / 2.56)
     assert set(results[0]["variants"]) == {"end-to-end", "model-only"}
     assert results[-1]["checks"]["rss_spread"] == pytest.approx((1006.0 / 1004.0) - 1)
+
+
+def test_percentile95_is_numpys_bit_for_bit():
+    from unip_hub.geo.zonal import percentile95
+
+    rng = np.random.default_rng(11)
+    for n in [1, 2, 3, 19, 20, 21, 100, 997, 5000]:
+        for dtype in (np.float32, np.float64):
+            values = (rng.normal(40.0, 8.0, n) * rng.choice([0.001, 1.0, 100.0])).astype(dtype)
+            assert percentile95(values.copy()) == float(np.percentile(values, 95))
+            rounded = np.round(values, 1)  # ties and repeated values
+            assert percentile95(rounded.copy()) == float(np.percentile(rounded, 95))
+
+
+def _blobs(rng, h, w, values):
+    """(h, w) uint8 blobs of ``values`` (0: background) with holes and pinches, from smoothed noise."""
+    noise = rng.random((h // 4 + 1, w // 4 + 1))
+    big = np.kron(noise, np.ones((4, 4)))[:h, :w] + rng.random((h, w)) * 0.35
+    return np.digitize(big, np.linspace(0.0, 1.35, values + 1)[1:-1]).astype(np.uint8)  # 0..values-1
+
+
+@pytest.mark.parametrize("rows", [1, 7, 32, 1000])
+def test_vectorizer_bands_give_the_regions_of_one_trace(rows):
+    """Regions fed in bands of any height: the polygons of one trace of the whole mask (vertex for vertex, no
+    vertex left where bands were cut), the same temperatures, in the same order."""
+    import shapely
+    from rasterio.features import rasterize, shapes
+
+    from unip_hub.geo.vectors import Chunk, Vectorizer
+
+    rng = np.random.default_rng(rows)
+    h, w = 90, 70
+    labels = _blobs(rng, h, w, 4)
+    labels[40:50, :] = 2  # one region crossing every band
+    keep = labels > 0
+    celsius = rng.normal(30.0, 5.0, (h, w)).astype(np.float32)
+    valid = rng.random((h, w)) > 0.05
+    vectorizer = Vectorizer(h, w, 4)
+    for y in range(0, h, rows):
+        band = slice(y, min(y + rows, h))
+        vectorizer.add(Chunk(labels[band], keep[band], celsius[band], valid[band], labels[band]))
+    got = vectorizer.close()
+    traced = [(int(v), shapely.geometry.shape(g)) for g, v in shapes(labels, mask=keep, connectivity=4)]
+    assert len(got) == len(traced)
+    by_shape = {shapely.normalize(p).wkb: (v, p) for v, p in traced}
+    for value, polygon, stat in got:
+        ref_value, ref = by_shape[shapely.normalize(polygon).wkb]  # the same outline ...
+        assert value == ref_value and shapely.get_num_coordinates(polygon) == shapely.get_num_coordinates(ref)
+        inside = rasterize([(ref, 1)], out_shape=(h, w), dtype="uint8").astype(bool)  # its pixels
+        data = celsius[inside & valid]
+        assert stat["majority_class"] == value
+        if data.size == 0:
+            assert np.isnan(stat["t_min"]) and np.isnan(stat["t_p95"])
+            continue
+        assert (stat["t_min"], stat["t_max"]) == (data.min(), data.max())
+        assert stat["t_p95"] == float(np.percentile(data, 95))
+        assert stat["t_mean"] == pytest.approx(data.mean(dtype=np.float64), rel=1e-12)
+    tops = [(p.bounds[1], min(x for x, y in p.exterior.coords if y == p.bounds[1])) for _, p, _ in got]
+    assert tops == sorted(tops)  # by top-left pixel, whatever the bands
+
+
+def test_vectorize_reads_full_width_bands():
+    import shapely
+
+    from unip_hub.geo.vectors import Chunk, Vectorizer, vectorize
+
+    rng = np.random.default_rng(8)
+    labels = _blobs(rng, 50, 40, 3)
+    boxes = []
+
+    def read(box):
+        boxes.append(box)
+        y1, y2, x1, x2 = box
+        return Chunk(labels[y1:y2, x1:x2], labels[y1:y2, x1:x2] > 0)
+
+    got = vectorize(read, 50, 40, chunk=20)  # bands of 20 * 20 // 40 = 10 rows
+    assert boxes == [(y, y + 10, 0, 40) for y in range(0, 50, 10)]
+    whole = Vectorizer(50, 40)
+    whole.add(Chunk(labels, labels > 0))
+    def outlines(regions):  # merged pieces may start their rings elsewhere: the same vertices, normalised
+        return [(v, shapely.normalize(p).wkb, shapely.get_num_coordinates(p)) for v, p, _ in regions]
+
+    assert outlines(got) == outlines(whole.close())
+    assert all(isinstance(p, shapely.Polygon) for _, p, _ in got)

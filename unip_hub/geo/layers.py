@@ -31,7 +31,7 @@ def _wgs84(geometries: Sequence[Any], info: RasterInfo) -> list[Any]:
     def move(xy: np.ndarray) -> np.ndarray:  # (n, 2) map -> (n, 2) lon, lat
         return np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1]))
 
-    return [shapely.transform(g, move) for g in geometries]
+    return list(shapely.transform(np.asarray(geometries, dtype=object), move))  # one PROJ call for all points
 
 
 def _column(values: list[Any], kind: type) -> np.ndarray:

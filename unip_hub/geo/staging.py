@@ -107,7 +107,9 @@ def run_staged(source: Any, out_dir: str | os.PathLike, settings: Any, name: str
     from unip_hub.geo.raster import inspect_raster, open_raster, require_geo
 
     require_geo()
-    with warnings.catch_warnings(record=True) as caught, rasterio.Env(GDAL_CACHEMAX=settings.cache_mb), \
+    # rasterio.Env's GDAL_CACHEMAX is a number of bytes (GDAL_CACHEMAX=32 measured as a 32-byte cache): the cache
+    # in bytes, so overlapping windows do not decompress the same blocks again
+    with warnings.catch_warnings(record=True) as caught, rasterio.Env(GDAL_CACHEMAX=settings.cache_mb << 20), \
             open_raster(source) as ds:
         warnings.simplefilter("always")
         info = inspect_raster(ds, settings.band, settings.nodata)

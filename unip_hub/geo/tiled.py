@@ -241,6 +241,20 @@ def segment_tiles(ds: Any, info: RasterInfo, reading: RasterReading, predictor: 
     return run
 
 
+def _argmax(scores: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = scores.argmax(axis=0)`` for (K, n, W) scores, class by class over contiguous rows (faster than
+    numpy's reduction across the first axis); the first of equal maxima wins, as with argmax."""
+    best = scores[0].copy()  # (n, W)
+    out[...] = 0
+    higher = np.empty(best.shape, bool)  # (n, W)
+    for k in range(1, scores.shape[0]):
+        np.greater(scores[k], best, out=higher)
+        np.copyto(out, k, where=higher)
+        np.maximum(best, scores[k], out=best)
+    if np.isnan(best).any():  # NaN scores: argmax's own rule (the first NaN wins)
+        out[...] = scores.argmax(axis=0)
+
+
 def _finish_row(rows: list[list[Box]], r: int, band: np.ndarray, valid: np.ndarray, writer: MaskWriter,
                 nodata: int, height: int) -> np.ndarray:
     """Writes the rows of window row ``r`` that no later window covers, and moves the band down to the next row."""
@@ -248,9 +262,9 @@ def _finish_row(rows: list[list[Box]], r: int, band: np.ndarray, valid: np.ndarr
     end = rows[r + 1][0][0] if r + 1 < len(rows) else height
     n = end - top
     classes = np.empty((n, band.shape[2]), writer.ds.dtypes[0])  # (n, W)
-    for a in range(0, n, _ARGMAX_ROWS):  # in slabs: the int64 argmax temporaries stay (64, W), not (n, W)
+    for a in range(0, n, _ARGMAX_ROWS):  # in slabs: the temporaries stay (64, W), not (n, W)
         b = min(a + _ARGMAX_ROWS, n)
-        classes[a:b] = band[:, a:b].argmax(axis=0)
+        _argmax(band[:, a:b], classes[a:b])
     classes[~valid[:n]] = nodata
     writer.write(classes)
     rest = band.shape[1] - n  # rows the next window row still adds to
