@@ -7,8 +7,8 @@ The windows are :func:`unip_hub.models.slide.window_boxes` over the whole raster
 per pixel (the division by the window count does not change the arg-max, so it is left out). Windows are run in
 raster rows; a band of ``tile`` rows x the raster width holds the sums, and the rows no later window touches are
 final after each window row: their arg-max is written and the band moves down. Peak memory is that band
-(``classes x tile x width x 4`` bytes) plus a batch of tiles, whatever the raster's height; tiles are read ahead
-in a thread while the model runs.
+(``classes x tile x width x 4`` bytes) plus a batch of tiles, whatever the raster's height; tiles are read inline
+on the CPU (where the model's threads hold every core) and ahead in a thread when the model runs on a GPU.
 
 Nodata pixels get the mask's nodata value, never a class; tiles that hold only nodata are skipped (and counted).
 The per-tile model call is a plain callable (normalised tiles (n, C, h, w) -> logits (n, K, h, w)), so other
@@ -100,26 +100,33 @@ def iter_tile_batches(ds: Any, info: RasterInfo, reading: RasterReading, predict
     """The windows of ``rows``, ``batch`` at a time within a row, read and scaled with the raster-wide ``reading``
     (nodata pixels black) and made model inputs with ``predictor.to_tensor``; all-nodata windows are left out and
     appended to ``skipped``. A row whose windows are all nodata still yields one batch (``tensor`` None), so the
-    caller sees every row."""
+    caller sees every row. Windows are read as their batch fills: at most ``batch`` tiles are held, whatever the
+    raster's width."""
     for r, row in enumerate(rows):
-        kept: list[tuple[Box, np.ndarray, Any]] = []
-        for box in row:
+        group: list[tuple[Box, np.ndarray, Any]] = []  # at most ``batch`` tiles held: memory does not grow with W
+        yielded = False
+        for i, box in enumerate(row):
             values, valid = read_window(ds, info, box)  # (h, w) each
             if not valid.any():
                 skipped.append(box)
-                continue
-            kept.append((box, valid, tile_frame(values, valid, reading, info.source)))
-        if not kept:
+            else:
+                group.append((box, valid, tile_frame(values, valid, reading, info.source)))
+            if group and (len(group) == batch or i == len(row) - 1):
+                yield _tile_batch(r, group, reading, predictor)
+                group, yielded = [], True
+        if not yielded:
             yield TileBatch(r, [], [], None)
-        for start in range(0, len(kept), batch):
-            group = kept[start:start + batch]
-            tensors = []
-            for _, valid, frame in group:
-                gray = predictor.to_gray(frame, reading.bounds)  # (h, w) uint8, raster-wide bounds
-                gray[~valid] = 0
-                tensors.append(predictor.to_tensor(gray))  # (1, C, h, w)
-            yield TileBatch(r, [g[0] for g in group], [g[1] for g in group], torch.cat(tensors),
-                            [g[2] for g in group])
+
+
+def _tile_batch(r: int, group: list[tuple[Box, np.ndarray, Any]], reading: RasterReading, predictor: Any
+                ) -> TileBatch:
+    """The model input of a group of read tiles of window row ``r``."""
+    tensors = []
+    for _, valid, frame in group:
+        gray = predictor.to_gray(frame, reading.bounds)  # (h, w) uint8, raster-wide bounds
+        gray[~valid] = 0
+        tensors.append(predictor.to_tensor(gray))  # (1, C, h, w)
+    return TileBatch(r, [g[0] for g in group], [g[1] for g in group], torch.cat(tensors), [g[2] for g in group])
 
 
 class MaskWriter:
