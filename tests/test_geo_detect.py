@@ -259,13 +259,19 @@ def test_unip_detect_routes_geotiffs(tmp_path, det, capsys):
     assert record["hot"] == sum(r["hot"] == "True" for r in table)
 
 
-def test_merge_takes_the_most_central_view():
+def test_merge_takes_the_most_confident_whole_view():
     left, right = (0, 128, 0, 128), (0, 128, 80, 208)
-    # one person near the left tile's right border (a box regressed 5 px short of it, higher score) and in the
-    # middle of the right tile: the right tile's view is kept, the best score carried over
-    views = [TileBoxes(t, np.array([b], np.float64), np.array([s]), np.array([0]),
-                       box_margins(np.array([b], np.float64), t, 300, 420), [{"max": m}])
-             for t, b, s, m in ((left, [110.0, 40, 123, 70], 0.95, 30.0), (right, [110.0, 40, 126, 70], 0.8, 31.0))]
-    (merged,) = merge_tiles(views, iou=0.5)
+
+    def views(left_box, left_score):
+        return [TileBoxes(t, np.array([b], np.float64), np.array([sc]), np.array([0]),
+                          box_margins(np.array([b], np.float64), t, 300, 420), [{"max": m}])
+                for t, b, sc, m in ((left, left_box, left_score, 30.0), (right, [110.0, 40, 126, 70], 0.8, 31.0))]
+
+    # seen whole by both tiles (5 px short of the left tile's border): the more confident view is kept
+    (merged,) = merge_tiles(views([110.0, 40, 123, 70], 0.95), iou=0.5)
+    assert merged.box.tolist() == [110, 40, 123, 70] and merged.figures == {"max": 30.0}
+    assert merged.score == 0.95 and merged.views == 2
+    # cut by the left tile's border: the whole view's box and temperatures, the cut view's higher score
+    (merged,) = merge_tiles(views([110.0, 40, 128, 70], 0.95), iou=0.5)
     assert merged.box.tolist() == [110, 40, 126, 70] and merged.figures == {"max": 31.0}
     assert merged.score == 0.95 and merged.views == 2

@@ -64,9 +64,9 @@ def test_tiled_detection_check_example(tmp_path):
     pytest.importorskip("rasterio")
     pytest.importorskip("torchvision")
     report = _load("tiled_detection_check").main(["--quick", "--out", str(tmp_path / "check")])
-    assert set(report) >= {"whole", "tiled", "tiled, unmerged"}
+    assert set(report) >= {"whole", "tiled", "tiled, NMS", "tiled, unmerged"}
     assert report["tiles"] == 12  # 128 x 160 in 64-px tiles, stride 32
-    for name in ("whole", "tiled", "tiled, unmerged"):
+    for name in ("whole", "tiled", "tiled, NMS", "tiled, unmerged"):
         assert 0.0 <= report[name]["AP50"] <= 1.0
     assert report["tiled, unmerged"]["detections"] >= report["tiled"]["detections"]  # merging only removes views
     assert (tmp_path / "check" / "report.json").is_file()

@@ -1,19 +1,21 @@
 """Detections of overlapping tiles made one per object.
 
 Every tile of a raster is detected on its own, so an object inside the overlap of two tiles is found twice, and an
-object crossing a tile's border is seen cut off by it (a box ending at the tile's edge). Two detections of
-neighbouring tiles are views of the same object when they have the same class and, inside the region both tiles
-saw (the intersection of the two tiles), their boxes agree: the IoU of the two boxes clipped to that region reaches
-``iou`` (the detector's own NMS threshold). There both tiles looked at the same pixels, so a whole view and a cut
-view of one object, or two whole views, coincide; two different objects do not. Views are linked pairwise and
-grouped transitively (an object over four tiles is one group).
+object crossing a tile's border is seen cut off by it (a box ending at the tile's edge). The views are merged as
+non-maximum suppression merges boxes, most confident first, with one more way for two views to be one object:
+besides their IoU reaching ``iou`` (the detector's own NMS threshold), two views of the same class from different
+tiles are one object when their boxes, clipped to the region both tiles saw, reach it -- there both tiles looked at
+the same pixels, so a whole view and a cut view of one object coincide, and two different objects do not. Each
+view joins one group, that of the most confident view it matches; only when that view is cut (no tile shows the
+object whole) does the group grow through the matches of its cut views, to the other parts of the object.
 
-Each group becomes one detection: the view seen most centrally -- the *whole* view (a box farther than
-:data:`EDGE_PX` from every inner tile border) with the widest margin to its tile's inner borders, so the most
-context around it; a detector's box of a cut object rarely ends exactly at the border, and a margin of a few pixels
-loses to a view from the middle of a tile -- with that tile's temperatures; otherwise (an object larger than any
-tile shows whole) the union of the cut views, whose temperatures are then read again from the raster. The score is
-the group's best. Raster borders are not tile borders: a box ending there is whole.
+Each group becomes one detection with the score of its most confident view and the box of its most confident
+*whole* view (a box farther than :data:`EDGE_PX` from every inner tile border), with that tile's temperatures;
+when every view is cut (an object larger than any tile shows whole) the box is the union of the views, and its
+temperatures are read again from the raster. Raster borders are not tile borders: a box ending there is whole.
+Measured with a trained detector on a mosaic of held-out scenes (``examples/tiled_detection_check.py``): about the
+AP of plain NMS over the views, better than it where larger tiles cut more objects; taking the most central whole
+view instead of the most confident one lost 2 AP50.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class TileBoxes:
 @dataclass
 class Merged:
     """One object: its box (raster pixels), best score, class, the views merged, and the temperatures and outline
-    of its best whole view (``figures`` None: the views were all cut, read the temperatures again)."""
+    of its chosen whole view (``figures`` None: the views were all cut, read the temperatures again)."""
 
     box: np.ndarray
     score: float
@@ -83,54 +85,35 @@ def box_margins(boxes: np.ndarray, tile: Box, height: int, width: int) -> np.nda
     return margins
 
 
-def _clipped_iou(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """(n, m) IoU of boxes a (n, 4) and b (m, 4), both clipped to ``region`` (4,) XYXY first."""
-    lo, hi = region[:2], region[2:]
-    a = np.concatenate([np.clip(a[:, :2], lo, hi), np.clip(a[:, 2:], lo, hi)], axis=1)  # (n, 4)
-    b = np.concatenate([np.clip(b[:, :2], lo, hi), np.clip(b[:, 2:], lo, hi)], axis=1)  # (m, 4)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])  # (n,)
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # (m,)
-    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
-    inter = wh[..., 0] * wh[..., 1]  # (n, m)
-    union = area_a[:, None] + area_b[None, :] - inter
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(m,) IoU of one box (4,) with boxes (m, 4), all XYXY; 0 where both are empty."""
+    wh = np.clip(np.minimum(box[2:], others[:, 2:]) - np.maximum(box[:2], others[:, :2]), 0, None)  # (m, 2)
+    inter = wh[:, 0] * wh[:, 1]
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    union = union - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _tile_pairs(tiles: list[Box]) -> list[tuple[int, int, np.ndarray]]:
-    """(i, j, shared region XYXY) of every two tiles i < j that overlap."""
-    import shapely
-
-    rects = shapely.box(*np.array([[x1, y1, x2, y2] for y1, y2, x1, x2 in tiles], np.float64).T)
-    tree = shapely.STRtree(rects)
-    hits = tree.query(rects, predicate="intersects")  # (2, p) pairs
-    pairs = []
-    for i, j in zip(*hits):
-        if i < j:
-            (ay1, ay2, ax1, ax2), (by1, by2, bx1, bx2) = tiles[i], tiles[j]
-            region = np.array([max(ax1, bx1), max(ay1, by1), min(ax2, bx2), min(ay2, by2)], np.float64)
-            if region[2] > region[0] and region[3] > region[1]:
-                pairs.append((int(i), int(j), region))
-    return pairs
+def _clip(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Boxes (m, 4) clipped to regions (m, 4), all XYXY (a box outside its region becomes empty)."""
+    lo, hi = regions[:, :2], regions[:, 2:]
+    return np.concatenate([np.clip(boxes[:, :2], lo, hi), np.clip(boxes[:, 2:], lo, hi)], axis=1)
 
 
-class _Groups:
-    """Union-find over (tile, detection) views."""
-
-    def __init__(self) -> None:
-        self.parent: dict[tuple[int, int], tuple[int, int]] = {}
-
-    def find(self, v: tuple[int, int]) -> tuple[int, int]:
-        root = v
-        while self.parent.get(root, root) != root:
-            root = self.parent[root]
-        while v != root:  # path compression
-            self.parent[v], v = root, self.parent.get(v, v)
-        return root
-
-    def union(self, a: tuple[int, int], b: tuple[int, int]) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+def _matches(v: int, cand: np.ndarray, boxes: np.ndarray, tiles: np.ndarray, iou: float) -> np.ndarray:
+    """(m,) bool: which candidate views are the object of view ``v``: plain IoU, or, for views of another tile,
+    the IoU of both boxes clipped to the region the two tiles share, reaching ``iou``."""
+    plain = _iou(boxes[v], boxes[cand]) >= iou
+    regions = np.concatenate([np.maximum(tiles[v, :2], tiles[cand, :2]), np.minimum(tiles[v, 2:], tiles[cand, 2:])],
+                             axis=1)  # (m, 4) shared by v's tile and each candidate's
+    shared = (regions[:, 2] > regions[:, 0]) & (regions[:, 3] > regions[:, 1]) & np.any(tiles[cand] != tiles[v], 1)
+    mine = _clip(np.repeat(boxes[v][None], len(cand), 0), regions)  # (m, 4)
+    theirs = _clip(boxes[cand], regions)
+    wh = np.clip(np.minimum(mine[:, 2:], theirs[:, 2:]) - np.maximum(mine[:, :2], theirs[:, :2]), 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    union = np.prod(mine[:, 2:] - mine[:, :2], 1) + np.prod(theirs[:, 2:] - theirs[:, :2], 1) - inter
+    clipped = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0) >= iou
+    return plain | (shared & (inter > 0) & clipped)
 
 
 def merge_tiles(tiles: list[TileBoxes], iou: float) -> list[Merged]:
@@ -138,33 +121,49 @@ def merge_tiles(tiles: list[TileBoxes], iou: float) -> list[Merged]:
     to bottom, left to right by box corner)."""
     import shapely
 
-    groups = _Groups()
-    for i, j, region in _tile_pairs([t.tile for t in tiles]):
-        a, b = tiles[i], tiles[j]
-        if not len(a.boxes) or not len(b.boxes):
-            continue
-        ious = _clipped_iou(a.boxes, b.boxes, region)  # (n_a, n_b)
-        same = (ious >= iou) & (ious > 0) & (a.labels[:, None] == b.labels[None, :])
-        for p, q in zip(*np.nonzero(same)):
-            groups.union((i, int(p)), (j, int(q)))
-    members: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for i, t in enumerate(tiles):
-        for p in range(len(t.boxes)):
-            members.setdefault(groups.find((i, p)), []).append((i, p))
+    views = [(i, p) for i, t in enumerate(tiles) for p in range(len(t.boxes))]
+    if not views:
+        return []
+    boxes = np.concatenate([t.boxes for t in tiles]).astype(np.float64)  # (N, 4)
+    scores = np.concatenate([np.asarray(t.scores, np.float64) for t in tiles])  # (N,)
+    labels = np.concatenate([np.asarray(t.labels) for t in tiles])  # (N,)
+    margins = np.concatenate([t.margins for t in tiles])  # (N,)
+    rects = np.array([[x1, y1, x2, y2] for y1, y2, x1, x2 in (t.tile for t in tiles)], np.float64)  # (T, 4)
+    own = rects[[i for i, _ in views]]  # (N, 4) the tile of each view
+    tree = shapely.STRtree(shapely.box(*boxes.T))
+    taken = np.zeros(len(views), bool)
     merged = []
-    for views in members.values():
-        score = max(float(tiles[i].scores[p]) for i, p in views)
-        label = int(tiles[views[0][0]].labels[views[0][1]])
-        whole = [(i, p) for i, p in views if tiles[i].margins[p] > EDGE_PX]
-        if whole:
-            i, p = max(whole, key=lambda v: (float(tiles[v[0]].margins[v[1]]), float(tiles[v[0]].scores[v[1]])))
-            outline = tiles[i].outlines[p] if tiles[i].outlines else None
-            merged.append(Merged(tiles[i].boxes[p].copy(), score, label, len(views), tiles[i].figures[p], outline))
+    for v in np.argsort(-scores, kind="stable").tolist():  # the most confident view first, as in NMS
+        if taken[v]:
             continue
-        boxes = np.stack([tiles[i].boxes[p] for i, p in views])  # (v, 4)
-        box = np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])
-        outlines = [tiles[i].outlines[p] for i, p in views if tiles[i].outlines]
-        merged.append(Merged(box, score, label, len(views), None,
-                             shapely.unary_union(outlines) if outlines else None))
+        group, frontier = [v], [v]
+        taken[v] = True
+        while frontier:  # a cut view's matches may be other parts of an object wider than any tile: follow them
+            u = frontier.pop()
+            cand = tree.query(shapely.box(*boxes[u]), predicate="intersects")  # (m,) views overlapping it
+            cand = cand[~taken[cand] & (labels[cand] == labels[v])]
+            found = cand[_matches(u, cand, boxes, own, iou)].tolist()
+            taken[found] = True
+            group += found
+            if margins[v] <= EDGE_PX:  # a whole first view is the object: its matches are views of it, no more
+                frontier += [f for f in found if margins[f] <= EDGE_PX]
+        merged.append(_one(group, tiles, views, boxes, scores, labels, margins))
     merged.sort(key=lambda m: (float(m.box[1]), float(m.box[0])))
     return merged
+
+
+def _one(group: list[int], tiles: list[TileBoxes], views: list[tuple[int, int]], boxes: np.ndarray,
+         scores: np.ndarray, labels: np.ndarray, margins: np.ndarray) -> Merged:
+    """The detection of one group of views (its first: the most confident)."""
+    import shapely
+
+    score, label = float(scores[group[0]]), int(labels[group[0]])
+    whole = [g for g in group if margins[g] > EDGE_PX]
+    if whole:
+        best = max(whole, key=lambda g: float(scores[g]))  # measured: better AP than the most central view
+        i, p = views[best]
+        outline = tiles[i].outlines[p] if tiles[i].outlines else None
+        return Merged(boxes[best].copy(), score, label, len(group), tiles[i].figures[p], outline)
+    box = np.concatenate([boxes[group, :2].min(0), boxes[group, 2:].max(0)])
+    outlines = [tiles[views[g][0]].outlines[views[g][1]] for g in group if tiles[views[g][0]].outlines]
+    return Merged(box, score, label, len(group), None, shapely.unary_union(outlines) if outlines else None)
