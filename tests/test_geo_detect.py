@@ -275,3 +275,20 @@ def test_merge_takes_the_most_confident_whole_view():
     (merged,) = merge_tiles(views([110.0, 40, 128, 70], 0.95), iou=0.5)
     assert merged.box.tolist() == [110, 40, 126, 70] and merged.figures == {"max": 31.0}
     assert merged.score == 0.95 and merged.views == 2
+
+
+def test_unip_detect_sends_geotiffs_in_folders_to_the_tiles(tmp_path, det, capsys):
+    from unip_hub.cli import main
+    from unip_hub.detection import save_detector
+
+    save_detector(det, tmp_path / "det.pth")
+    folder = tmp_path / "flight"
+    folder.mkdir()
+    write_raster(folder / "ortho.tif")
+    np.save(folder / "frame.npy", np.full((48, 64), 30.0, np.float32))  # a plain degC frame beside it
+    assert main(["detect", str(folder), "--model", str(tmp_path / "det.pth"), "--out", str(tmp_path / "out"),
+                 "--tile-size", "128", "--overlap", "48", "--quiet", "--json"]) == 0
+    records = {r["input"].rsplit("/", 1)[-1]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(records) == {"ortho.tif", "frame.npy"}
+    assert records["ortho.tif"]["tiles"] == 18 and (tmp_path / "out" / "ortho_detections.gpkg").is_file()
+    assert (tmp_path / "out" / "csv" / "frame.csv").is_file() and not (tmp_path / "out" / "csv" / "ortho.csv").exists()
