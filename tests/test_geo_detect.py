@@ -292,3 +292,18 @@ def test_unip_detect_sends_geotiffs_in_folders_to_the_tiles(tmp_path, det, capsy
     assert set(records) == {"ortho.tif", "frame.npy"}
     assert records["ortho.tif"]["tiles"] == 18 and (tmp_path / "out" / "ortho_detections.gpkg").is_file()
     assert (tmp_path / "out" / "csv" / "frame.csv").is_file() and not (tmp_path / "out" / "csv" / "ortho.csv").exists()
+
+
+def test_nothing_found_still_writes_empty_layers(tmp_path, det):
+    from pyogrio import read_info
+
+    path = tmp_path / "cold.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=1, dtype="float32", crs="EPSG:32633",
+                       transform=from_origin(*ORIGIN, PIXEL, PIXEL)) as ds:
+        ds.write(np.full((200, 200), 20.0, np.float32), 1)
+    result = detect_raster(DetectionPredictor(det, runtime=blob_finder()), path, tmp_path / "out",
+                           GeoSettings(**SETTINGS))
+    assert result.detections == [] and sorted(result.paths) == ["csv", "geojson", "gpkg", "preview"]
+    assert read_info(result.paths["gpkg"], layer="detections")["features"] == 0
+    with open(result.paths["csv"], newline="") as f:
+        assert list(csv.DictReader(f)) == []
