@@ -468,3 +468,41 @@ def test_vectorize_reads_full_width_bands():
 
     assert outlines(got) == outlines(whole.close())
     assert all(isinstance(p, shapely.Polygon) for _, p, _ in got)
+
+
+def test_geojson_layers_are_rfc7946(tmp_path):
+    """Our FeatureCollection (shapely's GeoJSON writer): valid JSON, WGS84, exteriors counterclockwise and holes
+    clockwise, NaN as null, the same features GDAL reads back; a polygon across the antimeridian goes to GDAL."""
+    import json
+
+    import shapely
+    from pyogrio.raw import read
+    from rasterio.crs import CRS
+
+    from unip_hub.geo.layers import _write_feature_collection, write_layers
+    from unip_hub.geo.raster import RasterInfo
+
+    info = RasterInfo("x.tif", 10, 10, 1, "float32", None, CRS.from_epsg(4326), Affine.identity(), Affine.identity(),
+                      True, None)
+    holed = shapely.Polygon([(10, 50), (10, 51), (11, 51), (11, 50)], [[(10.2, 50.2), (10.6, 50.2), (10.6, 50.6)]])
+    rows = [{"n": 1, "t": 3.5, "name": "a", "hot": True, "geometry": holed},
+            {"n": 2, "t": float("nan"), "name": "b", "hot": False,
+             "geometry": shapely.MultiPolygon([shapely.box(12, 50, 13, 51), shapely.box(14, 50, 15, 51)])}]
+    fields = {"n": int, "t": float, "name": str, "hot": bool}
+    write_layers({"x": rows}, info, None, {"x": tmp_path / "x.geojson"}, fields)
+    doc = json.loads((tmp_path / "x.geojson").read_text())
+    assert doc["type"] == "FeatureCollection" and "crs" not in doc
+    first, second = doc["features"]
+    assert first["properties"] == {"n": 1, "t": 3.5, "name": "a", "hot": True}
+    assert second["properties"]["t"] is None and second["geometry"]["type"] == "MultiPolygon"
+    assert first["geometry"]["type"] == "MultiPolygon"  # a layer holding MultiPolygons is all MultiPolygons
+    shell, hole = (shapely.LinearRing(r) for r in first["geometry"]["coordinates"][0])
+    assert shell.is_ccw and not hole.is_ccw
+    meta, _, wkb, columns = read(tmp_path / "x.geojson")
+    assert "4326" in meta["crs"] and list(columns[0]) == [1, 2]
+    assert shapely.from_wkb(wkb[0]).equals(shapely.MultiPolygon([holed]))
+    across = shapely.Polygon([(179.5, 0), (-179.5, 0), (-179.5, 1), (179.5, 1)])  # 1 degree wide across 180
+    assert not _write_feature_collection(tmp_path / "a.geojson", "x", [across], [np.array([1])], ["n"])
+    write_layers({"x": [{**rows[0], "geometry": across}]}, info, None, {"x": tmp_path / "a.geojson"}, fields)
+    meta, _, wkb, _ = read(tmp_path / "a.geojson")  # written by GDAL instead
+    assert "4326" in meta["crs"] and len(wkb) == 1
