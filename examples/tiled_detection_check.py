@@ -31,7 +31,6 @@ from torchvision.ops import batched_nms
 from unip_hub.detection import DetectionPredictor, load_detector
 from unip_hub.detection.evaluate import coco_evaluate
 from unip_hub.geo import GeoSettings, detect_raster
-from unip_hub.geo.tile_boxes import merge_tiles
 
 
 def mosaic(grid: tuple[int, int], size: tuple[int, int], seed: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -130,9 +129,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tiled_results = to_scenes(boxes, np.array([d["score"] for d in tiled.detections]),
                               np.array([d["class"] for d in tiled.detections]), grid, size)
     tiles = _tile_views(raster, predictor, settings)
-    views = merge_tiles(tiles, iou=2.0)  # an IoU above 1 links nothing: every view stays
-    boxes = np.stack([v.box for v in views]) if views else np.zeros((0, 4))
-    scores, labels = np.array([v.score for v in views]), np.array([v.label for v in views], np.int64)
+    boxes = np.concatenate([t.boxes for t in tiles]).reshape(-1, 4)  # every tile's views, raster pixels
+    scores = np.concatenate([t.scores for t in tiles]).astype(np.float64)
+    labels = np.concatenate([t.labels for t in tiles]).astype(np.int64)
     unmerged = to_scenes(boxes, scores, labels, grid, size)
     keep = batched_nms(torch.as_tensor(boxes, dtype=torch.float32), torch.as_tensor(scores, dtype=torch.float32),
                        torch.as_tensor(labels), float(det.nms_thresh)).numpy()

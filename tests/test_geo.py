@@ -118,8 +118,6 @@ def test_mask_is_georeferenced_cog_equal_to_whole_raster_slide(tmp_path, seg):
 def test_reader_thread_is_an_option_with_the_same_mask(tmp_path, seg):
     """Tiles read in a thread (the default on GPUs) or inline (the default on the CPU): the same mask, byte for
     byte."""
-    from unip_hub.geo.segment import _prefetch
-
     _raster(tmp_path / "ortho.tif")
     masks = []
     for prefetch in (True, False):
@@ -128,7 +126,8 @@ def test_reader_thread_is_an_option_with_the_same_mask(tmp_path, seg):
         with rasterio.open(result.paths["mask"]) as ds:
             masks.append(ds.read(1))
     assert np.array_equal(*masks)
-    assert _prefetch(GeoSettings(), seg) is False and _prefetch(GeoSettings(prefetch=True), seg) is True
+    cpu = Predictor(seg)
+    assert GeoSettings().reads_ahead(cpu) is False and GeoSettings(prefetch=True).reads_ahead(cpu) is True
 
 
 def test_percentile_bounds_are_raster_wide(tmp_path, seg):
@@ -445,24 +444,22 @@ def test_vectorizer_bands_give_the_regions_of_one_trace(rows):
     assert tops == sorted(tops)  # by top-left pixel, whatever the bands
 
 
-def test_vectorize_reads_full_width_bands():
+def test_full_width_bands_give_the_regions_of_one_trace():
     import shapely
 
-    from unip_hub.geo.vectors import Chunk, Vectorizer, vectorize
+    from unip_hub.geo.vectors import Chunk, Vectorizer, band_rows
 
     rng = np.random.default_rng(8)
     labels = _blobs(rng, 50, 40, 3)
-    boxes = []
-
-    def read(box):
-        boxes.append(box)
-        y1, y2, x1, x2 = box
-        return Chunk(labels[y1:y2, x1:x2], labels[y1:y2, x1:x2] > 0)
-
-    got = vectorize(read, 50, 40, chunk=20)  # bands of 20 * 20 // 40 = 10 rows
-    assert boxes == [(y, y + 10, 0, 40) for y in range(0, 50, 10)]
+    rows = band_rows(40, 20)  # bands of 20 * 20 // 40 = 10 rows, as segment_raster reads them
+    assert rows == 10
+    bands = Vectorizer(50, 40)
+    for y in range(0, 50, rows):
+        bands.add(Chunk(labels[y:y + rows], labels[y:y + rows] > 0))
+    got = bands.close()
     whole = Vectorizer(50, 40)
     whole.add(Chunk(labels, labels > 0))
+
     def outlines(regions):  # merged pieces may start their rings elsewhere: the same vertices, normalised
         return [(v, shapely.normalize(p).wkb, shapely.get_num_coordinates(p)) for v, p, _ in regions]
 

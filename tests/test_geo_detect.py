@@ -130,8 +130,8 @@ def test_objects_come_back_once_at_their_map_boxes_with_temperatures(tmp_path, d
         assert row["area_m2"] == pytest.approx((r1 - r0) * (c1 - c0) * PIXEL ** 2)
         assert row["class_name"] == NAMES[row["class"]] == ("vehicle" if name == "wide" else "person")
         if name != "seam":
-            assert row["t_min"] == row["t_mean"] == row["t_max"] == row["t_p95"] == pytest.approx(t)
-    assert found["seam"]["t_max"] == pytest.approx(HOTTEST[2]) and found["seam"]["t_min"] < 22.0  # box: the notch
+            assert row["t_min"] == row["t_mean"] == row["t_max"] == row["t_p95"] == t  # exact in float32
+    assert found["seam"]["t_max"] == HOTTEST[2] and found["seam"]["t_min"] < 22.0  # box: the notch
     assert [found[k]["hot"] for k in OBJECTS] == [False, True, True, True]  # "overlap": 60 m^2 < min_area_m2
     assert (found["wide"]["centre_x"], found["wide"]["centre_y"]) == pytest.approx(
         (ORIGIN[0] + 250 * PIXEL, ORIGIN[1] - 225 * PIXEL))
@@ -166,10 +166,10 @@ def test_mask_rcnn_outlines_and_temperatures_inside_them(tmp_path, det):
     assert seam["geometry"].equals(map_box(r0, r1, c0, c1).difference(map_box(n0, n1, m0, m1)))
     pixels = (r1 - r0) * (c1 - c0) - (n1 - n0) * (m1 - m0)
     assert seam["area_m2"] == pytest.approx(pixels * PIXEL ** 2)
-    assert seam["t_min"] == pytest.approx(t) and seam["t_max"] == pytest.approx(HOTTEST[2])
+    assert seam["t_min"] == t and seam["t_max"] == HOTTEST[2]
     assert seam["t_mean"] == round(t + (HOTTEST[2] - t) / pixels, 3)  # box_temperatures' 3 decimals
     assert found["wide"]["geometry"].equals(map_box(*OBJECTS["wide"][:4]))  # cut outlines unioned
-    assert found["wide"]["t_min"] == found["wide"]["t_max"] == pytest.approx(OBJECTS["wide"][4])
+    assert found["wide"]["t_min"] == found["wide"]["t_max"] == OBJECTS["wide"][4]
 
 
 def test_without_crs_boxes_are_in_pixels_and_no_geojson(tmp_path, det):

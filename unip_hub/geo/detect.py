@@ -137,18 +137,17 @@ def detect_tiles(ds: Any, info: RasterInfo, reading: Any, predictor: Any, settin
         The tile run (tiles, skipped, model and total seconds) and one :class:`~unip_hub.geo.tile_boxes.TileBoxes`
         per tile run, for :func:`~unip_hub.geo.tile_boxes.merge_tiles`.
     """
+    from contextlib import closing
+
     from unip_hub.detection.outputs import box_temperatures
     from unip_hub.geo.tiled import iter_tile_batches, tile_rows
-    from unip_hub.utils.threads import Background
 
     start = time.perf_counter()
     run, skipped, found_tiles = TileRun(), [], []
     rows = tile_rows(info.height, info.width, settings.tiling)
-    batches = iter_tile_batches(ds, info, reading, predictor, rows, settings.tiling.batch, skipped)
-    prefetch = settings.prefetch if settings.prefetch is not None else predictor.device.type == "cuda"
-    reader = Background(lambda put: [put(b) for b in batches], size=2) if prefetch else None
-    try:
-        for batch in reader.items() if reader is not None else batches:
+    with closing(iter_tile_batches(ds, info, reading, predictor, rows, settings.tiling.batch, skipped,
+                                   settings.reads_ahead(predictor))) as batches:
+        for batch in batches:
             if batch.tensor is None:
                 continue
             t0 = time.perf_counter()
@@ -166,9 +165,6 @@ def detect_tiles(ds: Any, info: RasterInfo, reading: Any, predictor: Any, settin
                 found_tiles.append(TileBoxes(tile, shifted, out["scores"].numpy(), out["labels"].numpy(),
                                              box_margins(shifted, tile, info.height, info.width), figures,
                                              _outlines(masks, x1, y1) if masks is not None else []))
-    finally:
-        if reader is not None:
-            reader.close()
     run.skipped = len(skipped)
     run.total_s = time.perf_counter() - start
     return run, found_tiles

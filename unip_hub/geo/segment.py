@@ -81,6 +81,10 @@ class GeoSettings:
     def tiling(self) -> Tiling:
         return Tiling(self.tile_size, self.overlap, self.batch_tiles)
 
+    def reads_ahead(self, predictor: Any) -> bool:
+        """Whether tiles are read in a thread for ``predictor``: ``prefetch`` as set, else when it runs on a GPU."""
+        return self.prefetch if self.prefetch is not None else predictor.device.type == "cuda"
+
 
 @dataclass
 class RasterResult:
@@ -163,7 +167,7 @@ def _run(ds: Any, info: RasterInfo, predictor: Any, settings: GeoSettings, stage
         whole = InferenceOptions(mode="whole")
         try:
             run = segment_tiles(ds, info, reading, predictor, lambda x: predictor.logits_torch(x, whole),
-                                model.num_classes, settings.tiling, writer, nodata, _prefetch(settings, model))
+                                model.num_classes, settings.tiling, writer, nodata, settings.reads_ahead(predictor))
         finally:
             writer.close()
         with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
@@ -203,13 +207,6 @@ def _threaded(ds: Any) -> Iterator[Any]:
         yield again
     finally:
         again.close()
-
-
-def _prefetch(settings: GeoSettings, model: Any) -> bool:
-    """Whether tiles are read in a thread: as set, else only when the model runs on a GPU."""
-    if settings.prefetch is not None:
-        return settings.prefetch
-    return any(p.device.type == "cuda" for p in model.parameters())
 
 
 def _polygon_rows(layer: str, regions: list[tuple[int, Any, dict[str, Any]]], info: RasterInfo,

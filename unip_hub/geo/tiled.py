@@ -96,12 +96,30 @@ class TileBatch:
 
 
 def iter_tile_batches(ds: Any, info: RasterInfo, reading: RasterReading, predictor: Any, rows: list[list[Box]],
-                      batch: int, skipped: list[Box]) -> Iterator[TileBatch]:
+                      batch: int, skipped: list[Box], prefetch: bool = False) -> Iterator[TileBatch]:
     """The windows of ``rows``, ``batch`` at a time within a row, read and scaled with the raster-wide ``reading``
     (nodata pixels black) and made model inputs with ``predictor.to_tensor``; all-nodata windows are left out and
     appended to ``skipped``. A row whose windows are all nodata still yields one batch (``tensor`` None), so the
     caller sees every row. Windows are read as their batch fills: at most ``batch`` tiles are held, whatever the
-    raster's width."""
+    raster's width; with ``prefetch`` (see :meth:`~unip_hub.geo.segment.GeoSettings.reads_ahead`) a thread reads
+    the next two batches while the caller runs the model. Close the iterator when stopping early
+    (``contextlib.closing``): that stops the thread."""
+    from unip_hub.utils.threads import Background
+
+    batches = _read_batches(ds, info, reading, predictor, rows, batch, skipped)
+    if not prefetch:
+        yield from batches
+        return
+    reader = Background(lambda put: [put(b) for b in batches], size=2)
+    try:
+        yield from reader.items()
+    finally:
+        reader.close()
+
+
+def _read_batches(ds: Any, info: RasterInfo, reading: RasterReading, predictor: Any, rows: list[list[Box]],
+                  batch: int, skipped: list[Box]) -> Iterator[TileBatch]:
+    """:func:`iter_tile_batches` without the thread."""
     for r, row in enumerate(rows):
         group: list[tuple[Box, np.ndarray, Any]] = []  # at most ``batch`` tiles held: memory does not grow with W
         yielded = False
@@ -209,7 +227,7 @@ def segment_tiles(ds: Any, info: RasterInfo, reading: RasterReading, predictor: 
         nodata: Mask value of nodata pixels.
         prefetch: Read the next tiles in a thread while the model runs.
     """
-    from unip_hub.utils.threads import Background
+    from contextlib import closing
 
     start = time.perf_counter()
     rows = tile_rows(info.height, info.width, tiling)
@@ -218,11 +236,9 @@ def segment_tiles(ds: Any, info: RasterInfo, reading: RasterReading, predictor: 
     band_valid = np.zeros((th, info.width), bool)  # (th, W)
     skipped: list[Box] = []
     run = TileRun()
-    batches = iter_tile_batches(ds, info, reading, predictor, rows, tiling.batch, skipped)
-    reader = Background(lambda put: [put(b) for b in batches], size=2) if prefetch else None
     current = 0
-    try:
-        for batch in reader.items() if reader is not None else batches:
+    with closing(iter_tile_batches(ds, info, reading, predictor, rows, tiling.batch, skipped, prefetch)) as batches:
+        for batch in batches:
             while current < batch.row:  # every window of the rows before is in: finish them
                 band = _finish_row(rows, current, band, band_valid, writer, nodata, info.height)
                 current += 1
@@ -237,29 +253,12 @@ def segment_tiles(ds: Any, info: RasterInfo, reading: RasterReading, predictor: 
             for (y1, y2, x1, x2), valid, tile in zip(batch.boxes, batch.valid, logits):
                 band[:, y1 - top:y2 - top, x1:x2] += tile
                 band_valid[y1 - top:y2 - top, x1:x2] |= valid
-        while current < len(rows):
-            band = _finish_row(rows, current, band, band_valid, writer, nodata, info.height)
-            current += 1
-    finally:
-        if reader is not None:
-            reader.close()
+    while current < len(rows):
+        band = _finish_row(rows, current, band, band_valid, writer, nodata, info.height)
+        current += 1
     run.skipped = len(skipped)
     run.total_s = time.perf_counter() - start
     return run
-
-
-def _argmax(scores: np.ndarray, out: np.ndarray) -> None:
-    """``out[...] = scores.argmax(axis=0)`` for (K, n, W) scores, class by class over contiguous rows (faster than
-    numpy's reduction across the first axis); the first of equal maxima wins, as with argmax."""
-    best = scores[0].copy()  # (n, W)
-    out[...] = 0
-    higher = np.empty(best.shape, bool)  # (n, W)
-    for k in range(1, scores.shape[0]):
-        np.greater(scores[k], best, out=higher)
-        np.copyto(out, k, where=higher)
-        np.maximum(best, scores[k], out=best)
-    if np.isnan(best).any():  # NaN scores: argmax's own rule (the first NaN wins)
-        out[...] = scores.argmax(axis=0)
 
 
 def _finish_row(rows: list[list[Box]], r: int, band: np.ndarray, valid: np.ndarray, writer: MaskWriter,
@@ -269,9 +268,9 @@ def _finish_row(rows: list[list[Box]], r: int, band: np.ndarray, valid: np.ndarr
     end = rows[r + 1][0][0] if r + 1 < len(rows) else height
     n = end - top
     classes = np.empty((n, band.shape[2]), writer.ds.dtypes[0])  # (n, W)
-    for a in range(0, n, _ARGMAX_ROWS):  # in slabs: the temporaries stay (64, W), not (n, W)
+    for a in range(0, n, _ARGMAX_ROWS):  # in slabs: the int64 argmax temporaries stay (64, W), not (n, W)
         b = min(a + _ARGMAX_ROWS, n)
-        _argmax(band[:, a:b], classes[a:b])
+        classes[a:b] = band[:, a:b].argmax(axis=0)
     classes[~valid[:n]] = nodata
     writer.write(classes)
     rest = band.shape[1] - n  # rows the next window row still adds to

@@ -15,7 +15,6 @@ degrees, none without a CRS. The layers are written by :mod:`unip_hub.geo.layers
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -23,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from unip_hub.geo.raster import Box, RasterInfo
+from unip_hub.geo.raster import RasterInfo
 from unip_hub.geo.zonal import Zone, zones_of
 
-__all__ = ["FIELDS", "Chunk", "Vectorizer", "area_m2", "band_rows", "to_map", "vectorize"]
+__all__ = ["FIELDS", "Chunk", "Vectorizer", "area_m2", "band_rows", "to_map"]
 
-ChunkFn = Callable[[Box], "Chunk"]
 FIELDS = {"class": int, "class_name": str, "area_m2": float, "area_px": int, "t_min": float, "t_mean": float,
           "t_max": float, "t_p95": float, "hot": bool}
 """The attributes of the class and hotspot layers (rows also carry ``layer`` and ``geometry``)."""
@@ -165,7 +163,7 @@ def _union(pieces: list[Any], seams: np.ndarray) -> Any:
 
 
 class Vectorizer:
-    """The regions of a raster fed as full-width bands of rows, top to bottom (see :func:`vectorize`).
+    """The regions of a raster fed as full-width bands of rows, top to bottom (the bands of :func:`band_rows`).
 
     Each band's regions are traced (``rasterio.features.shapes`` on its component image) and their zones gathered;
     a region that touches the band's last row may go on in the next band: the two are linked where equal kept
@@ -278,25 +276,6 @@ class Vectorizer:
         left = np.full(len(done), np.inf)
         np.minimum.at(left, owner[on_top], xy[on_top, 0])
         return [done[i] for i in np.lexsort((left, top)).tolist()]
-
-
-def vectorize(read_chunk: ChunkFn, height: int, width: int, chunk: int = 2048, num_classes: int = 0
-              ) -> list[tuple[int, Any, dict[str, Any]]]:
-    """(value, shapely Polygon in pixel coordinates, :meth:`~unip_hub.geo.zonal.Zone.result` of its temperatures
-    and classes) of every 4-connected region of kept pixels, whole across window seams.
-
-    Args:
-        read_chunk: ``(y1, y2, x1, x2) -> Chunk``; called with full-width bands of about ``chunk`` ^ 2 pixels.
-        height: Rows of the raster.
-        width: Columns of the raster.
-        chunk: Side of the square the bands hold as many pixels as.
-        num_classes: K of ``Chunk.classes`` (0: none counted).
-    """
-    rows = band_rows(width, chunk)
-    vectorizer = Vectorizer(height, width, num_classes)
-    for y1 in range(0, height, rows):
-        vectorizer.add(read_chunk((y1, min(y1 + rows, height), 0, width)))
-    return vectorizer.close()
 
 
 def band_rows(width: int, chunk: int) -> int:

@@ -141,6 +141,7 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
     rasters (with ``unip[geo]`` installed) through :func:`unip_hub.geo.segment_raster_files` with the ``geo``
     settings; one record per image, video or raster. ``folders_as_video`` defaults to whether ``video`` settings
     are given."""
+    from unip_hub.geo.raster import is_georeferenced
     from unip_hub.inference.predictor import Predictor
     from unip_hub.inference.video import VideoSettings, is_video, segment_video
     from unip_hub.models.slide import InferenceOptions
@@ -155,7 +156,7 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
     records: list[dict[str, Any]] = []
     if images:
         files, names = list_inputs(images)  # folders searched here, so GeoTIFFs inside them are found too
-        rasters = set(_georeferenced(files))
+        rasters = {f for f in files if is_georeferenced(f)}
         plain = [(f, n) for f, n in zip(files, names) if f not in rasters]
         if plain:
             records = segment_files(model, [f for f, _ in plain], out_dir, settings, predictor,
@@ -170,13 +171,6 @@ def segment_inputs(model: Any, inputs: Sequence[str | os.PathLike], out_dir: str
         except (ValueError, OSError) as error:
             records.append({"input": str(source), "error": str(error)})
     return records
-
-
-def _georeferenced(inputs: Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
-    """The raster files among ``inputs`` that carry a CRS or geotransform (none without ``unip[geo]``)."""
-    from unip_hub.geo.raster import is_georeferenced
-
-    return [p for p in inputs if is_georeferenced(p)]
 
 
 def segment_paths(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
